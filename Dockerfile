@@ -1,0 +1,22 @@
+# The pipeline image: what KubeflowV2DagRunner components and Beam workers run.
+# Mirrors `make venv`: Python 3.10, the same exact pins, Keras 2 (tf-keras), project via setup.py.
+FROM python:3.10-slim
+
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /pipeline
+COPY requirements.txt constraints.txt ./
+RUN python -m pip install --no-cache-dir "pip<25" "setuptools<81" wheel \
+ && python -m pip install --no-cache-dir -r requirements.txt -c constraints.txt
+
+COPY setup.py README.md ./
+COPY model/ model/
+COPY serving/ serving/
+COPY pipeline/ pipeline/
+COPY data/ data/
+RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation .
+
+# TFX's container entrypoint is supplied by KubeflowV2DagRunner's component specs.

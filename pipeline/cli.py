@@ -1,0 +1,65 @@
+"""The `drgrad` command line.
+
+Each area owns its sub-commands in its own `cli.py` (`data/cli.py`, `model/cli.py`,
+`serving/cli.py`, `pipeline/commands.py`), exposing `register(subparsers)`. Those modules import
+nothing heavy at import time, so `drgrad --help` is instant and `drgrad serve` never loads
+model code. Handlers raise ordinary exceptions for bad input; `main` turns them into one
+clear line on stderr and a non-zero exit, never a traceback (use `--debug` to see one).
+"""
+import argparse
+import importlib
+import os
+import sys
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+# (module, is it required): optional areas are skipped while they are not built yet.
+_COMMAND_MODULES = (
+    "data.cli",
+    "model.cli",
+    "serving.cli",
+    "pipeline.commands",
+)
+
+# Exceptions that mean "the user gave bad input": reported in one line, exit code 1.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, KeyError,
+               PermissionError)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="drgrad",
+        description="DRGrad multi-task recommender: data, training, TFX pipeline, serving.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("drgrad: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"drgrad {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
