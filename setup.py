@@ -14,7 +14,8 @@ setup(
     packages=find_packages(include=["model*", "serving*", "pipeline*", "data*"]),
     package_data={
         "data": ["census-income/*", "schemas/*/*.pbtxt"],
-        "pipeline": ["golden/*"],
+        "pipeline": ["golden/*", "schedules/*.sh", "schedules/templates/*",
+                     "schedules/golden/*"],
     },
     include_package_data=True,
     install_requires=[
