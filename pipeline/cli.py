@@ -17,6 +17,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 _COMMAND_MODULES = (
     "data.cli",
     "model.cli",
+    "model.bench.cli",
     "serving.cli",
     "pipeline.commands",
     "pipeline.export_command",

@@ -1,0 +1,89 @@
+"""`drgrad bench`: the benchmark harness (model/bench/harness.py). Nothing heavy at import."""
+import sys
+
+DATASETS = ("census", "synthetic", "movielens")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_cos(text):
+    """``"0.5"`` or ``"0.9,0.5,0,-0.5,-0.9"`` -> list of floats in [-1, 1]."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--cos takes numbers in [-1, 1], got {item!r}") from None
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"--cos values must be in [-1, 1], got {value}")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise ValueError(f"--cos has duplicate values: {text}")
+    return values
+
+
+def register(subparsers):
+    from model.bench.presets import GRIDS  # pylint: disable=g-import-not-at-top
+    parser = subparsers.add_parser(
+        "bench", help="train a grid of models × seeds on one protocol; write tables and plots",
+        description="Trains every cell of --grid once per seed (same budget, early stopping "
+                    "on validation mean AUC, test evaluated once) and writes DIR/results.csv, "
+                    "DIR/report.md and DIR/figures/*.png. Finished runs are reused, so "
+                    "rerunning the same command resumes an interrupted benchmark.")
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--grid", required=True,
+                        help=f"a preset ({', '.join(GRIDS)}) or a comma list of cells: model "
+                             "presets (mmoe, drgrad_no_ppnet, ...) or "
+                             "backbone:strategy[:json-strategy-args]")
+    parser.add_argument("--seeds", type=_positive_int, default=5)
+    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--rows", type=_positive_int, default=None,
+                        help="at most N rows per split")
+    parser.add_argument("--epochs", type=_positive_int, default=15)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--batch-size", type=_positive_int, default=1024)
+    parser.add_argument("--cos", default=None,
+                        help="synthetic: cos θ, one value or a comma list (sweep); default 0.5")
+    parser.add_argument("--generator", default="angle", choices=("angle", "paper"))
+    parser.add_argument("--source", default=None, help="raw data location (dataset specific)")
+    parser.add_argument("--log-every", type=_positive_int, default=10,
+                        help="log router statistics every N steps")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite report.md and figures from DIR/results.csv; train nothing")
+    parser.set_defaults(func=_bench)
+
+
+def _bench(args):
+    from model.bench import harness  # pylint: disable=g-import-not-at-top
+    cos = parse_cos(args.cos) if args.cos is not None else None
+    if cos is not None and args.dataset != "synthetic":
+        raise ValueError("--cos applies to --dataset synthetic only")
+    if args.patience < 0:
+        raise ValueError(f"--patience must be >= 0, got {args.patience}")
+    if args.report_only:
+        import data  # pylint: disable=g-import-not-at-top
+        import os  # pylint: disable=g-import-not-at-top
+        results = harness.read_results(os.path.join(args.out, "results.csv"))
+        harness.finish(args.out, args.dataset, list(data.get_spec(args.dataset).tasks), results,
+                       command=" ".join(["drgrad"] + sys.argv[1:]), epochs=args.epochs,
+                       patience=args.patience, seeds=args.seeds, rows=args.rows,
+                       plots=not args.no_plots)
+        print(f"wrote {args.out}/report.md")
+        return 0
+    harness.run_bench(args.dataset, args.grid, args.out, seeds=args.seeds, epochs=args.epochs,
+                      patience=args.patience, rows=args.rows, cos_values=cos,
+                      generator=args.generator, source=args.source,
+                      batch_size=args.batch_size, log_every=args.log_every,
+                      command=" ".join(["drgrad"] + sys.argv[1:]), plots=not args.no_plots)
+    print(f"wrote {args.out}/results.csv, report.md, figures/")
+    return 0

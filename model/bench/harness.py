@@ -1,0 +1,341 @@
+"""`run_bench`: trains every cell × seed (× cos θ) of a grid on one protocol and writes
+``results.csv``, ``report.md`` and the figures.
+
+Protocol (the same for every cell): `model.train.train` — Adam, batch 1024, at most
+``epochs`` epochs, early stopping on the exact validation mean AUC with ``patience``, best
+weights restored, then ONE evaluation on the test split. The data seed is fixed (0) across
+cells and seeds, so seed ``s`` of every cell sees the same data split and the t-tests pair
+runs that differ only in the model/shuffle seed.
+
+Layout of ``out``::
+
+    results.csv      one row per cell × seed (× cos): test_<task>, val_<task>, best_epoch, ...
+    report.md        tables (model.bench.report)
+    figures/*.png    (model.bench.plots)
+    runs/<cos>/<cell>/seed-<s>/   the `drgrad train` run directory of each run
+
+A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
+benchmark resumes where it stopped. A run that raises is recorded with status "failed" and its
+error, and the benchmark goes on.
+"""
+import csv
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+import traceback
+
+from model.bench import events, report
+from model.bench.presets import parse_grid
+
+DATASET_NAMES = {"census": "census", "census-income": "census", "synthetic": "synthetic",
+                 "movielens": "movielens", "movielens-100k": "movielens"}
+GENERATORS = ("angle", "paper")
+MU_SATURATION = 0.99
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.=+\-]+", "_", name).strip("_") or "cell"
+
+
+def run_dir_for(out, cell, seed, cos):
+    """Directory of one run: ``<out>/runs/<all|cos±c.cc>/<cell>/seed-<s>``."""
+    group = "all" if cos is None else f"cos{cos:+.2f}"
+    return os.path.join(out, "runs", group, _safe(cell.name), f"seed-{seed}")
+
+
+def _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source):
+    """What must match for a finished run to be reused (written as ``cell.json``)."""
+    return {"cell": cell.to_dict(), "dataset": DATASET_NAMES[dataset], "rows": rows,
+            "epochs": epochs, "patience": patience, "batch_size": batch_size,
+            "generator": generator if DATASET_NAMES[dataset] == "synthetic" else None,
+            "source": source}
+
+
+def _check_reuse(out, cells, groups, record_of):
+    """Raises ValueError (before any training) if ``out`` holds runs of a cell of the same
+    name under another configuration or protocol."""
+    for cos in groups:
+        for cell in cells:
+            path = os.path.join(os.path.dirname(run_dir_for(out, cell, 0, cos)), "cell.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    existing = json.load(f)
+                if existing != json.loads(json.dumps(record_of(cell))):
+                    raise ValueError(
+                        f"{path} holds cell {cell.name!r} under another configuration or "
+                        f"protocol ({existing}); use another --out or another cell name")
+
+
+def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size):
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, got {dataset!r}")
+    for name, value, low in (("seeds", seeds, 1), ("epochs", epochs, 1),
+                             ("patience", patience, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ValueError(f"rows must be a positive int, got {rows!r}")
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+    if cos_values is not None:
+        if DATASET_NAMES[dataset] != "synthetic":
+            raise ValueError("--cos applies to the synthetic dataset only")
+        for cos in cos_values:
+            if not isinstance(cos, (int, float)) or isinstance(cos, bool) or not -1 <= cos <= 1:
+                raise ValueError(f"cos values must be numbers in [-1, 1], got {cos!r}")
+        if len(set(cos_values)) != len(cos_values):
+            raise ValueError(f"duplicate cos values: {list(cos_values)}")
+
+
+def _mu_saturation_step(stats):
+    """First logged step where μ′ ≥ 0.99 or ≤ 0.01 (the literal updater's runaway), or None."""
+    if "mu_dedicated" not in stats:
+        return None
+    steps, values = stats["mu_dedicated"]
+    for step, value in zip(steps, values):
+        if value >= MU_SATURATION or value <= 1.0 - MU_SATURATION:
+            return int(step)
+    return None
+
+
+def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks):
+    row = {"cell": cell.name, "seed": seed, "cos": cos, "status": "ok", "role": cell.role,
+           "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
+           cell.single_task, "run_dir": run_dir, "error": ""}
+    backbone, strategy, strategy_args = cell.resolved()
+    row.update(backbone=backbone, strategy=strategy,
+               strategy_args=json.dumps(metrics.get("strategy_args", strategy_args),
+                                        sort_keys=True),
+               backbone_args=json.dumps(cell.backbone_args, sort_keys=True))
+    for task in tasks:
+        row[f"test_{task}"] = float(metrics["test"][task])
+        row[f"val_{task}"] = float(metrics["val"][task])
+    row["best_epoch"] = int(metrics["best_epoch"])
+    row["epochs"] = int(metrics["epochs"])
+    row["train_seconds"] = float(metrics["seconds"])
+    row["skipped_steps"] = int(metrics.get("skipped_steps", 0))
+    row["step_ms"] = round(events.mean_step_ms(run_dir), 3)
+    mu = metrics.get("mu")
+    row["mu_final"] = float(mu[0]) if mu else ""
+    saturation = _mu_saturation_step(events.step_stats(run_dir)) if mu else None
+    row["mu_saturation_step"] = "" if saturation is None else saturation
+    return row
+
+
+def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
+    row = {"cell": cell.name, "seed": seed, "cos": cos, "status": status, "role": cell.role,
+           "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
+           cell.single_task, "run_dir": run_dir, "error": error}
+    backbone, strategy, strategy_args = cell.resolved()
+    row.update(backbone=backbone, strategy=strategy,
+               strategy_args=json.dumps(strategy_args, sort_keys=True),
+               backbone_args=json.dumps(cell.backbone_args, sort_keys=True))
+    for task in tasks:
+        row[f"test_{task}"] = ""
+        row[f"val_{task}"] = ""
+    return row
+
+
+def result_columns(tasks):
+    return (["cell", "seed", "cos", "status", "role"] + [f"test_{t}" for t in tasks]
+            + [f"val_{t}" for t in tasks]
+            + ["best_epoch", "epochs", "train_seconds", "step_ms", "mu_final",
+               "mu_saturation_step", "skipped_steps", "backbone", "strategy", "strategy_args",
+               "backbone_args", "paper", "single_task", "run_dir", "error"])
+
+
+def write_results(path, rows, tasks):
+    """Writes results.csv atomically (temporary file, then rename)."""
+    columns = result_columns(tasks)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    os.replace(tmp, path)
+
+
+def read_results(path):
+    """results.csv -> list of row dicts with numbers parsed (empty cells -> None)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found")
+    rows = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            row = {}
+            for key, value in raw.items():
+                if value == "":
+                    row[key] = None
+                elif key == "seed":
+                    row[key] = int(value)
+                elif key == "cos" or key.startswith(("test_", "val_")) or key in (
+                        "train_seconds", "step_ms", "mu_final"):
+                    row[key] = float(value)
+                else:
+                    row[key] = value
+            rows.append(row)
+    return rows
+
+
+def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos_values=None,
+              generator="angle", source=None, batch_size=1024, log_every=10, command=None,
+              plots=True, verbose=True):
+    """Runs the benchmark (see the module docstring); returns the result rows."""
+    _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size)
+    cells = parse_grid(grid) if isinstance(grid, str) else tuple(grid)
+    if not cells:
+        raise ValueError("the grid has no cells")
+    import data  # pylint: disable=g-import-not-at-top
+    spec = data.get_spec(dataset)
+    tasks = list(spec.tasks)
+    for cell in cells:
+        cell.task_weights(tasks)      # checks single-task indices before any training
+    has_personalization = any(spec.personalization.get(k) for k in ("user", "item", "author"))
+    synthetic = DATASET_NAMES[dataset] == "synthetic"
+    if synthetic and cos_values is None:
+        cos_values = [0.5]
+    groups = list(cos_values) if synthetic else [None]
+
+    def record_of(cell):
+        return _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source)
+
+    _check_reuse(out, cells, groups, record_of)
+    os.makedirs(out, exist_ok=True)
+    results_path = os.path.join(out, "results.csv")
+    started = time.time()
+    results = []
+    from model.train import train  # pylint: disable=g-import-not-at-top
+    # Seed-major order: after each round every cell (at every cos θ) has one more seed, so an
+    # interrupted benchmark still compares all cells.
+    plan = [(cos, seed, cell) for seed in range(seeds) for cos in groups for cell in cells]
+    for done, (cos, seed, cell) in enumerate(plan, 1):
+        run_dir = run_dir_for(out, cell, seed, cos)
+        label = f"[{done}/{len(plan)}] {cell.name} seed {seed}" + (
+            "" if cos is None else f" cos {cos:+.2f}")
+        if cell.needs_personalization and not has_personalization:
+            results.append(_failed_row(
+                cell, seed, cos, run_dir, "skipped",
+                f"{spec.name} has no personalization features: same model as the "
+                "w/o-PPNet cell", tasks))
+            continue
+        metrics_path = os.path.join(run_dir, "metrics.json")
+        try:
+            if os.path.isfile(metrics_path):
+                with open(metrics_path) as f:
+                    metrics = json.load(f)
+                how = "reused"
+            else:
+                if os.path.isdir(run_dir):   # an interrupted run: start it again
+                    shutil.rmtree(run_dir)
+                os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+                with open(os.path.join(os.path.dirname(run_dir), "cell.json"), "w") as f:
+                    json.dump(record_of(cell), f, indent=2, sort_keys=True)
+                options = {"generator": generator, "cos": float(cos)} if synthetic else None
+                metrics = train(dataset, run_dir, epochs=epochs, batch_size=batch_size,
+                                seed=seed, rows=rows, source=source, patience=patience,
+                                task_weights=cell.task_weights(tasks), log_every=log_every,
+                                verbose=0, data_options=options, **cell.train_kwargs())
+                how = "trained"
+            row = _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # pylint: disable=broad-except
+            row = _failed_row(cell, seed, cos, run_dir, "failed",
+                              f"{type(error).__name__}: {error}".replace("\n", " "), tasks)
+            how = "FAILED"
+            if verbose:
+                traceback.print_exc()
+        finally:
+            _clear_session()
+        results.append(row)
+        write_results(results_path, _ordered(results, cells), tasks)
+        if verbose:
+            aucs = " ".join(f"{t} {row[f'test_{t}']:.4f}" for t in tasks
+                            if row.get(f"test_{t}") not in ("", None))
+            print(f"{label}: {how} {aucs} ({time.time() - started:.0f} s)", flush=True)
+    results = _ordered(results, cells)
+    write_results(results_path, results, tasks)
+    wall = time.time() - started
+    finish(out, dataset, tasks, results, wall=wall, command=command, epochs=epochs,
+           patience=patience, seeds=seeds, rows=rows, generator=generator if synthetic else None,
+           plots=plots)
+    return results
+
+
+def _ordered(results, cells):
+    """Rows sorted by (cos, cell order, seed) for results.csv and the tables."""
+    order = {cell.name: i for i, cell in enumerate(cells)}
+    return sorted(results, key=lambda r: (-(r["cos"] or 0.0) if r["cos"] is not None else 0.0,
+                                          order[r["cell"]], r["seed"]))
+
+
+def _clear_session():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.keras.backend.clear_session()
+
+
+def header_lines(dataset, seeds, epochs, patience, rows, generator, wall, command):
+    lines = [f"- command: `{command}`" if command else None,
+             f"- hardware: {platform.machine()}, {os.cpu_count()} CPU cores "
+             f"({platform.processor() or platform.platform()}); Python "
+             f"{sys.version.split()[0]}",
+             f"- protocol: {seeds} seed(s), at most {epochs} epoch(s), early stopping on "
+             f"validation mean AUC (patience {patience}), Adam 1e-3, batch 1024, test "
+             f"evaluated once per run",
+             f"- rows per split: {rows if rows else 'all'}"
+             + (f"; generator: {generator}" if generator else ""),
+             f"- wall time: {wall / 60:.1f} min" if wall is not None else None]
+    return [line for line in lines if line]
+
+
+def finish(out, dataset, tasks, results, wall=None, command=None, epochs=None, patience=None,
+           seeds=None, rows=None, generator=None, plots=True):
+    """Writes report.md and the figures from result rows."""
+    from model.bench import plots as plotting  # pylint: disable=g-import-not-at-top
+    results = read_results(os.path.join(out, "results.csv"))
+    figures = []
+    if plots:
+        figures = plotting.make_figures(out, results, tasks)
+    notes = []
+    if figures:
+        notes += ["## Figures", ""]
+        notes += [f"![{os.path.basename(p)}]({os.path.relpath(p, out)})" for p in figures]
+        notes.append("")
+    notes += _mu_notes(results)
+    text = report.render(results, tasks, dataset,
+                         header_lines=header_lines(dataset, seeds, epochs, patience, rows,
+                                                   generator, wall, command),
+                         notes=notes)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def _mu_notes(results):
+    """μ′ dynamics per DRGrad cell: final μ′ and the step where it saturated (if it did)."""
+    lines = []
+    for row in results:
+        if row.get("status") != "ok" or row.get("mu_final") is None:
+            continue
+        if not lines:
+            lines = ["## μ′ (updater) dynamics", "",
+                     "| method | seed | cos | μ′ final | first step with μ′ ≥ 0.99 or ≤ 0.01 |",
+                     "|---|---|---|---|---|"]
+        sat = row.get("mu_saturation_step")
+        lines.append(f"| {row['cell']} | {row['seed']} | "
+                     f"{'—' if row.get('cos') is None else format(row['cos'], '+.2f')} | "
+                     f"{row['mu_final']:.4f} | {'never' if sat in (None, '') else sat} |")
+    if lines:
+        lines.append("")
+        lines.append("(steps are logged every `log_every` steps, so the saturation step is "
+                     "rounded up to that grid.)")
+        lines.append("")
+    return lines
+
+
+__all__ = ["run_bench", "finish", "read_results", "write_results", "run_dir_for"]

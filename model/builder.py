@@ -1,0 +1,102 @@
+"""`build_model` (docs/ARCHITECTURE.md §2) and `load_trained` (rebuild a `drgrad train` run)."""
+import json
+import os
+
+import tensorflow as tf
+
+from model.backbones import get_backbone
+from model.config import FeatureConfig, ModelConfig, check_tasks
+from model.multitask_model import MultiTaskModel
+from model.strategies import get_strategy
+
+WEIGHTS_DIR = "weights"
+WEIGHTS_PREFIX = "weights/model"
+CONFIG_FILE = "model_config.json"
+PREPROCESSOR_DIR = "preprocessor"
+
+
+def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
+                backbone_args=None, strategy_args=None, task_weights=None, learning_rate=1e-3,
+                seed=None, compile_model=True):
+    """Builds (and by default compiles, with Adam) a `MultiTaskModel`.
+
+    Args:
+      feature_config: `FeatureConfig` (or its dict form).
+      tasks: task names, primary first.
+      backbone: "shared_bottom", "mmoe", "split_mmoe" or "ple" (see model/backbones/).
+      strategy: a registered strategy name ("equal_weight", "drgrad", ...).
+      backbone_args, strategy_args: keyword arguments of the backbone / strategy.
+      task_weights: ``{task: α}``, default 1.0 each.
+      learning_rate: Adam learning rate, > 0.
+      seed: if set, `tf.keras.utils.set_random_seed(seed)` before creating the weights.
+      compile_model: False returns the model uncompiled (used when loading).
+    """
+    if isinstance(feature_config, dict):
+        feature_config = FeatureConfig.from_dict(feature_config)
+    if not isinstance(feature_config, FeatureConfig):
+        raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+    tasks = check_tasks(tasks)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
+            learning_rate > 0):
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    config = ModelConfig(feature_config=feature_config, tasks=tasks, backbone=backbone,
+                         strategy=strategy, backbone_args=dict(backbone_args or {}),
+                         strategy_args=dict(strategy_args or {}), task_weights=task_weights,
+                         learning_rate=float(learning_rate), seed=seed)
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)
+    try:
+        net = get_backbone(backbone, feature_config, tasks, **config.backbone_args)
+    except TypeError as error:
+        raise ValueError(f"bad backbone_args for {backbone!r}: {error}") from None
+    try:
+        strat = get_strategy(strategy, **config.strategy_args)
+    except TypeError as error:
+        raise ValueError(f"bad strategy_args for {strategy!r}: {error}") from None
+    model = MultiTaskModel(net, strat, tasks=tasks, task_weights=task_weights,
+                           model_config=config)
+    if compile_model:
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))
+    return model
+
+
+def build_from_config(config, compile_model=True):
+    """`build_model` from a `ModelConfig` (or its dict form)."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    return build_model(**config.build_kwargs(), compile_model=compile_model)
+
+
+def save_trained(model, out_dir, preprocessor=None):
+    """Writes ``model_config.json``, ``weights/`` (TF checkpoint) and ``preprocessor/``."""
+    if model.model_config is None:
+        raise ValueError("save_trained needs a model made by build_model")
+    os.makedirs(os.path.join(out_dir, WEIGHTS_DIR), exist_ok=True)
+    model.model_config.save(os.path.join(out_dir, CONFIG_FILE))
+    model.save_weights(os.path.join(out_dir, WEIGHTS_PREFIX))
+    if preprocessor is not None:
+        preprocessor.save(os.path.join(out_dir, PREPROCESSOR_DIR))
+
+
+def load_trained(run_dir, compile_model=True):
+    """Rebuilds a trained model from a run directory: ``(model, preprocessor, config)``.
+
+    ``preprocessor`` is None when the run saved none (or the data package is unavailable).
+    """
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} not found: not a `drgrad train` output directory")
+    with open(config_path) as f:
+        config = ModelConfig.from_dict(json.load(f))
+    if not tf.io.gfile.exists(os.path.join(run_dir, WEIGHTS_PREFIX + ".index")):
+        raise FileNotFoundError(f"no weights under {os.path.join(run_dir, WEIGHTS_DIR)}")
+    model = build_from_config(config, compile_model=compile_model)
+    model.load_weights(os.path.join(run_dir, WEIGHTS_PREFIX)).expect_partial()
+    preprocessor = None
+    pre_dir = os.path.join(run_dir, PREPROCESSOR_DIR)
+    if os.path.isdir(pre_dir):
+        from data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
+        preprocessor = FeaturePreprocessor.load(pre_dir)
+    return model, preprocessor, config

@@ -1,0 +1,178 @@
+"""The gradient-strategy interface: how a multi-task method turns task gradients into updates.
+
+`MultiTaskModel.train_step` (model/multitask_model.py) runs ONE forward pass under ONE
+`tf.GradientTape`, computes the summed loss ``L = sum_t w_t * L_t (+ regularization)`` and asks
+the tape for gradients. A `GradientStrategy` decides, per variable *group* (named by the
+backbone: ``embeddings``, ``experts``, ``gates``, ``ppnet``, ``bottom``, ``t1_dedicated``,
+``t1_shared``, ``aux_towers``, ``towers``, ``shared``, ``tower/<task>``, ...), what update those
+variables get. Every variable outside the groups a strategy names gets the plain summed-loss
+gradient (embedding gradients stay `tf.IndexedSlices`). Then there is one
+`optimizer.apply_gradients` and a post-update hook.
+
+The hooks, in the order `train_step` calls them:
+
+1. ``loss_weights(task_losses, alpha) -> {task: scalar}``: inside the tape. Loss-weighting
+      methods (IGBv2, uncertainty, DWA) return their weights here (treat them as constants:
+      `tf.stop_gradient`). Default: the configured per-task weights ``alpha``.
+2. Gradients. Let ``groups`` = `self.groups`. The model computes
+      * ``summed[group]``: gradient of the total loss for each variable of the group;
+      * if `self.needs_task_gradients`: ``per_task[task][group]``: gradient of ``w_t * L_t`` alone
+          (one extra `tape.gradient` per task over the named groups only, unconnected -> zeros).
+      Strategies that only touch task-specific towers do NOT need per-task gradients: a tower
+      only influences its own task's loss, so the summed gradient restricted to tower ``t`` *is*
+      ``grad(w_t * L_t)`` (DRGrad uses this and costs no extra backward pass).
+3. ``combine(inputs: StrategyInputs) -> (grads, stats)``: ``grads`` is ``{group: [gradient per
+      variable]}`` for every group in `self.groups` (same order as ``inputs.variables[group]``);
+      ``stats`` is ``{name: float32 scalar}`` with names from `stat_names()` (logged to
+      TensorBoard by `model.callbacks.StrategyStatsLogger`). Pure TF ops only (it runs under
+      `tf.function`; XLA optional).
+4. The model checks every gradient and the loss for NaN/Inf; a non-finite step is skipped
+      entirely (no apply, no `after_apply`) and counted in the ``skipped_steps`` metric.
+5. ``apply_updates(variables, grads)`` only if `self.applies_own_updates` (optimizer-level
+      methods such as AdaTask, which keep per-task Adam moments): the strategy updates its groups'
+      variables itself and the model's optimizer skips them. Otherwise the combined gradients go
+      through the model's single `optimizer.apply_gradients` with all other gradients.
+6. ``after_apply(inputs, grads)``: post-update state changes (DRGrad's updater, GradCraft's
+      EMA, ...), only on applied steps.
+
+State (accumulators, EMAs, step counters) lives in non-trainable `tf.Variable`s created in
+``build(model)`` (called once, eagerly, after the backbone is built and before any
+`tf.function` trace) through `self.add_state(...)`; the model tracks the strategy, so its
+state is checkpointed with the weights. Python attributes do not survive tracing.
+
+Groups named by one strategy must be disjoint (the model checks). Per-task gradients of a
+group that holds embedding tables are `IndexedSlices`; strategies that flatten gradients
+should not name ``embeddings``.
+
+Example (a PCGrad-like strategy on the shared dense layers)::
+
+    from model.strategies import register
+    from model.strategies.base import GradientStrategy, flatten, unflatten
+
+    @register("my_pcgrad")
+    class MyPCGrad(GradientStrategy):
+        groups = ("shared",)
+        needs_task_gradients = True
+
+        def combine(self, inputs):
+            variables = inputs.variables["shared"]
+            g = {t: flatten(inputs.per_task[t]["shared"]) for t in inputs.per_task}
+            total = project_conflicts(g)          # pure TF function on 1-D tensors
+            return {"shared": unflatten(total, variables)}, {}
+
+Reference: the split into "which variables get surgery" and "everything else gets the plain
+gradient" follows tensor2robot's PCGrad allowlist (Yu et al., "Gradient Surgery for
+Multi-Task Learning", NeurIPS 2020); DRGrad's routing of tower gradients follows Liu et al.,
+"Direct Routing Gradient (DRGrad)", AAAI 2025, Alg. 1.
+"""
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import tensorflow as tf
+
+
+class StrategyInputs(NamedTuple):
+    """What `combine`, `apply_updates` and `after_apply` see in one training step.
+
+    Attributes:
+        variables: ``{group: [tf.Variable]}`` for the strategy's groups.
+        summed: ``{group: [gradient]}``: gradient of the total loss (sum_t w_t L_t + regularization).
+        per_task: ``{task: {group: [gradient]}}``: gradient of ``w_t * L_t`` alone, or None when the
+            strategy does not set `needs_task_gradients`.
+        task_losses: ``{task: scalar}``: unweighted mean loss of each task.
+        loss_weights: ``{task: scalar}``: the weights ``w_t`` used in the total loss.
+        step: int64 scalar, the optimizer's iteration count before this step's apply.
+    """
+    variables: Dict[str, List[tf.Variable]]
+    summed: Dict[str, List[tf.Tensor]]
+    per_task: Optional[Dict[str, Dict[str, List[tf.Tensor]]]]
+    task_losses: Dict[str, tf.Tensor]
+    loss_weights: Dict[str, tf.Tensor]
+    step: tf.Tensor
+
+
+class GradientStrategy(tf.keras.layers.Layer):
+    """Base class: the identity strategy (every group keeps its summed-loss gradient).
+
+    Subclasses set the class attributes `groups`, `needs_task_gradients` and
+    `applies_own_updates`, create state in `build`, and override the hooks they need. See the
+    module docstring for the contract. Constructor arguments must be JSON-serializable and
+    returned by `get_config` so a `ModelConfig` can rebuild the strategy.
+
+    A strategy is a Keras layer only so that the model tracks its state like any layer's
+    weights (checkpoints, ``.keras`` files, ``model.non_trainable_weights``); it is never
+    called on tensors.
+    """
+
+    #: Variable groups (names declared by the backbone) this strategy transforms.
+    groups: Sequence[str] = ()
+    #: Whether `combine` needs ``grad(w_t L_t)`` per task (one extra backward per task).
+    needs_task_gradients: bool = False
+    #: Whether the strategy updates its groups itself (`apply_updates`) instead of the optimizer.
+    applies_own_updates: bool = False
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name, trainable=False, **kwargs)
+
+    # -- set-up ------------------------------------------------------------------------------
+    def build(self, model):  # pylint: disable=arguments-renamed
+        """Creates state with `add_state`; called once by the model, eagerly, after the
+        backbone is built. Override (calling super last) to read the model's structure."""
+        del model
+        self.built = True
+
+    def required_groups(self, model):
+        """The groups this strategy transforms for `model` (default: `self.groups`)."""
+        del model
+        return tuple(self.groups)
+
+    def add_state(self, name, shape=(), dtype=tf.float32, initial_value=0.0):
+        """Creates a non-trainable state variable (checkpointed and saved with the model)."""
+        return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
+                               initializer=tf.keras.initializers.Constant(initial_value))
+
+    def stat_names(self, tasks):
+        """Names of the scalars `combine` returns in ``stats`` (created as logged variables)."""
+        del tasks
+        return ()
+
+    # -- per-step hooks ----------------------------------------------------------------------
+    def loss_weights(self, task_losses, alpha):
+        """{task: weight} for the total loss, computed inside the tape. Default: ``alpha``."""
+        del task_losses
+        return dict(alpha)
+
+    def combine(self, inputs: StrategyInputs):
+        """Returns ``({group: [gradient per variable]}, {stat name: scalar})``."""
+        return {group: list(inputs.summed[group]) for group in inputs.variables}, {}
+
+    def apply_updates(self, inputs: StrategyInputs, grads):
+        """Updates `inputs.variables` from ``grads`` itself (only if `applies_own_updates`)."""
+        raise NotImplementedError(
+                f"{type(self).__name__} sets applies_own_updates but does not define apply_updates")
+
+    def after_apply(self, inputs: StrategyInputs, grads):
+        """Post-update state changes, run only on applied (finite) steps. Default: nothing."""
+        del inputs, grads
+
+    # -- serialization -----------------------------------------------------------------------
+    def get_config(self):
+        """JSON-serializable constructor arguments (what `ModelConfig.strategy_args` holds)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def flatten(grads):
+    """Concatenates a list of dense gradients into one 1-D float32 tensor."""
+    if not grads:
+        return tf.zeros([0], tf.float32)
+    return tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], axis=0)
+
+
+def unflatten(vector, variables):
+    """Splits a 1-D tensor back into tensors shaped like ``variables``."""
+    sizes = [int(v.shape.num_elements()) for v in variables]
+    parts = tf.split(vector, sizes) if sizes else []
+    return [tf.reshape(p, v.shape) for p, v in zip(parts, variables)]

@@ -1,0 +1,149 @@
+"""PCGrad: projecting conflicting gradients ("gradient surgery").
+
+Reference:
+    Yu, T., Kumar, S., Gupta, A., Levine, S., Hausman, K., Finn, C. "Gradient Surgery for
+    Multi-Task Learning." NeurIPS 2020. arXiv:2001.06782.
+
+Algorithm 1 of the paper: for every task ``i`` start from ``g_i``; visit the other tasks ``j`` in
+**random order**; whenever the running ``g_i^PC`` conflicts with the original ``g_j`` (negative
+inner product), remove its component along ``g_j``::
+
+    g_i^PC <- g_i^PC - (<g_i^PC, g_j> / ||g_j||^2) g_j
+
+The update is the **sum** ``sum_i g_i^PC`` (as in the paper).
+
+Hyperparameters: none but the seed of the task order. The official TF1 code shuffles the losses
+and discards the result, so its order is never random; here every task draws a fresh permutation
+each step from a stateless RNG keyed by ``(seed, step)``, so a run is random *and* reproducible.
+
+Variable group: ``shared`` (every dense variable several tasks use: experts, gates, PPNet,
+shared bottom; see `model.backbones.base`). Per-task gradients are taken on it only; towers and
+embedding tables get the plain summed-loss gradient (a tower only sees its own task, so surgery
+is the identity there; embedding gradients stay sparse `IndexedSlices`).
+"""
+import tensorflow as tf
+
+from model.strategies import register
+from model.strategies.base import GradientStrategy, flatten, unflatten
+
+_TINY = 1e-20
+
+def stack_task_gradients(inputs, groups):
+    """Flattens ``inputs.per_task`` over ``groups`` into ``G: [K, d]`` (tasks in dict order).
+
+    ``per_task[t]`` is the gradient of ``w_t L_t`` alone; the model adds the regularization
+    gradient of the groups back after `combine`, so strategies combine the task parts only.
+    """
+    rows = [flatten([g for group in groups for g in _dense(inputs.per_task[t][group])])
+            for t in inputs.per_task]
+    return tf.stack(rows)
+
+
+def split_by_groups(vector, inputs, groups):
+    """Inverse of the flattening in `stack_task_gradients`: ``{group: [gradient per variable]}``."""
+    variables = [v for group in groups for v in inputs.variables[group]]
+    parts = unflatten(vector, variables)
+    out, start = {}, 0
+    for group in groups:
+        n = len(inputs.variables[group])
+        out[group] = parts[start:start + n]
+        start += n
+    return out
+
+
+def _dense(grads):
+    return [tf.convert_to_tensor(g) for g in grads]
+
+
+def random_task_orders(num_tasks, seed, step):
+    """One random permutation of ``range(num_tasks)`` per task: int32 ``[K, K]``.
+
+    Args:
+        num_tasks: Python int K >= 1.
+        seed: Python int.
+        step: scalar integer tensor; a new step gives new permutations.
+    """
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    noise = tf.random.stateless_uniform([num_tasks, num_tasks], seed=key)
+    return tf.argsort(noise, axis=1, stable=True)
+
+
+def pcgrad_project(grads, orders=None):
+    """Projects each task gradient against the (original) gradients it conflicts with.
+
+    Args:
+        grads: float tensor ``[K, d]`` (static K), one flattened gradient per task.
+        orders: optional int tensor ``[K, K]``; row ``i`` is the order in which task ``i`` visits
+            the others (the entry equal to ``i`` is skipped). Default ``0 .. K-1`` for all.
+
+    Returns:
+        ``[K, d]``: the projected gradients ``g_i^PC``.
+    """
+    grads = tf.convert_to_tensor(grads)
+    if grads.shape.rank != 2 or grads.shape[0] is None:
+        raise ValueError(f"grads must be [K, d] with a static K, got shape {grads.shape}")
+    k = grads.shape[0]
+    if orders is None:
+        orders = tf.tile(tf.range(k)[tf.newaxis, :], [k, 1])
+    orders = tf.cast(orders, tf.int32)
+    sq_norms = tf.reduce_sum(tf.square(grads), axis=1)
+    projected = []
+    for i in range(k):
+        g = grads[i]
+        for p in range(k):
+            j = orders[i, p]
+            g_j = tf.gather(grads, j)
+            dot = tf.reduce_sum(g * g_j)
+            conflict = tf.logical_and(tf.not_equal(j, i), dot < 0.0)
+            coef = tf.where(conflict, dot / tf.maximum(tf.gather(sq_norms, j), _TINY), 0.0)
+            g = g - coef * g_j
+        projected.append(g)
+    return tf.stack(projected)
+
+
+def pcgrad_combine(grads, orders=None):
+    """The PCGrad update ``sum_i g_i^PC``, shape ``[d]``."""
+    return tf.reduce_sum(pcgrad_project(grads, orders), axis=0)
+
+
+@register("pcgrad")
+class PCGrad(GradientStrategy):
+    """PCGrad (Yu et al., NeurIPS 2020) on the backbone's shared dense groups.
+
+    Args:
+        seed: seed of the per-step random task order.
+        name: module name.
+    """
+
+    groups = ("shared",)
+    needs_task_gradients = True
+
+    def __init__(self, seed=0, name=None):
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        super().__init__(name=name)
+        self.seed = seed
+
+    def stat_names(self, tasks):
+        return ("conflicting_pairs",)
+
+    def combine(self, inputs):
+        groups = tuple(inputs.variables)
+        grads = stack_task_gradients(inputs, groups)
+        k = grads.shape[0]
+        orders = random_task_orders(k, self.seed, inputs.step)
+        combined = pcgrad_combine(grads, orders)
+        return split_by_groups(combined, inputs, groups), {
+                "conflicting_pairs": count_conflicting_pairs(grads)}
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+def count_conflicting_pairs(grads):
+    """Number of unordered task pairs with a negative inner product (float32 scalar)."""
+    gram = tf.matmul(grads, grads, transpose_b=True)
+    upper = tf.linalg.band_part(tf.cast(gram < 0.0, tf.float32), 0, -1)
+    return tf.reduce_sum(upper)

@@ -1,0 +1,142 @@
+"""Standalone training without TFX (`drgrad train`): data -> preprocessor -> model -> report.
+
+Protocol (the project's census reference, research/calibration.md): Adam (lr 1e-3), batch
+1024, early stopping on the exact validation mean AUC (patience 2, best weights restored),
+at most ``epochs`` epochs. Writes into ``out_dir``::
+
+    metrics.json        {"val": {task: auc}, "test": {task: auc}, "epochs": n, "seconds": s, ...}
+    model_config.json   ModelConfig (rebuild with model.load_trained(out_dir))
+    weights/            final (best) weights, TF checkpoint
+    preprocessor/       the fitted FeaturePreprocessor
+    checkpoints/        weights after every epoch
+    logs/               TensorBoard: epoch metrics, and per-step strategy statistics
+                        (DRGrad: ξ, λ, μ′, gradient cosines and norm ratios)
+"""
+import json
+import os
+import time
+
+from model.config import PRESETS, FeatureConfig, resolve_preset
+
+DEFAULT_BACKBONE = "split_mmoe"
+DEFAULT_STRATEGY = "drgrad"
+
+
+def feature_config_for(spec, preprocessor, embedding_dim=8):
+    """The `FeatureConfig` of a fitted `FeaturePreprocessor` of dataset ``spec``."""
+    personalization = tuple(name for key in ("user", "item", "author")
+                            for name in spec.personalization.get(key, ()))
+    return FeatureConfig(categorical=dict(preprocessor.vocab_sizes), numeric=tuple(spec.numeric),
+                         personalization=personalization, embedding_dim=embedding_dim)
+
+
+def _parquet_dataset(path, spec, preprocessor, batch_size, shuffle, seed):
+    """Training batches streamed from a Parquet file of raw columns + labels (tensorflow-io)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+    dtypes = {"int": tf.int64, "float": tf.float64, "string": tf.string}
+    columns = {name: tf.TensorSpec([], dtypes[spec.raw_dtypes[name]]) for name in spec.features}
+    columns.update({task: tf.TensorSpec([], tf.int64) for task in spec.tasks})
+    dataset = tfio.IODataset.from_parquet(path, columns=columns)
+    layer = preprocessor.keras_layer()
+
+    def split(row):
+        row = {k.decode() if isinstance(k, bytes) else k: v for k, v in row.items()}
+        raw = {}
+        for name in spec.features:
+            kind = spec.raw_dtypes[name]
+            raw[name] = tf.cast(row[name], tf.float32) if kind == "float" else row[name]
+        return raw, {task: tf.cast(row[task], tf.float32) for task in spec.tasks}
+
+    dataset = dataset.map(split)
+    if shuffle:
+        dataset = dataset.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).map(lambda raw, y: (layer(raw), y)).prefetch(
+        tf.data.AUTOTUNE)
+
+
+def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_args=None,
+          strategy_args=None, epochs=15, batch_size=1024, seed=0, rows=None, source=None,
+          patience=2, parquet=None, learning_rate=1e-3, embedding_dim=8, task_weights=None,
+          data_seed=0, log_every=10, verbose=1, data_options=None):
+    """Trains one model and writes the run directory; returns the metrics dict."""
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                             ("patience", patience, 0), ("log_every", log_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if preset is not None and (backbone is not None or strategy is not None):
+        raise ValueError("give either --preset or --backbone/--strategy, not both")
+    if parquet is not None and not os.path.isfile(parquet):
+        raise FileNotFoundError(f"parquet file {parquet} not found")
+    if os.path.exists(os.path.join(out_dir, "metrics.json")):
+        raise FileExistsError(f"{out_dir} already holds a finished run (metrics.json); "
+                              "choose another --out")
+
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    import data  # pylint: disable=g-import-not-at-top
+    from data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
+    from model.builder import build_model, save_trained  # pylint: disable=g-import-not-at-top
+    from model.callbacks import (  # pylint: disable=g-import-not-at-top
+        AUCEarlyStopping, StrategyStatsLogger, evaluate_auc)
+
+    started = time.time()
+    spec = data.get_spec(dataset)
+    frames = data.load_frames(dataset, source=source, rows=rows, seed=data_seed,
+                              **dict(data_options or {}))
+    train_frame = pd.read_parquet(parquet) if parquet is not None else frames["train"]
+    preprocessor = FeaturePreprocessor(spec).fit(train_frame)
+    feature_config = feature_config_for(spec, preprocessor, embedding_dim)
+    strategy_args = dict(strategy_args or {})
+    if preset is not None:
+        backbone, strategy, preset_args, feature_config = resolve_preset(preset, feature_config)
+        strategy_args = {**preset_args, **strategy_args}
+    backbone = backbone or DEFAULT_BACKBONE
+    strategy = strategy or DEFAULT_STRATEGY
+    model = build_model(feature_config, spec.tasks, backbone=backbone, strategy=strategy,
+                        backbone_args=backbone_args, strategy_args=strategy_args,
+                        task_weights=task_weights, learning_rate=learning_rate, seed=seed)
+
+    if parquet is not None:
+        train_data = _parquet_dataset(parquet, spec, preprocessor, batch_size, True, seed)
+    else:
+        train_data = preprocessor.to_dataset(frames["train"], batch_size, shuffle=True, seed=seed)
+    eval_batch = max(batch_size, 4096)
+    val_data = preprocessor.to_dataset(frames["eval"], eval_batch)
+    test_data = preprocessor.to_dataset(frames["test"], eval_batch)
+
+    os.makedirs(out_dir, exist_ok=True)
+    early = AUCEarlyStopping(val_data, patience=patience, verbose=verbose)
+    callbacks = [
+        early,
+        StrategyStatsLogger(os.path.join(out_dir, "logs", "steps"), every=log_every),
+        tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False,
+                                       profile_batch=0),
+        tf.keras.callbacks.ModelCheckpoint(
+            os.path.join(out_dir, "checkpoints", "epoch-{epoch:02d}"), save_weights_only=True),
+    ]
+    history = model.fit(train_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    epochs_run = len(history.history.get("loss", []))
+
+    metrics = {"val": evaluate_auc(model, val_data), "test": evaluate_auc(model, test_data),
+               "epochs": epochs_run, "best_epoch": early.best_epoch + 1,
+               "seconds": round(time.time() - started, 1),
+               "skipped_steps": int(model.skipped_steps.numpy()),
+               "dataset": spec.name, "backbone": backbone, "strategy": strategy,
+               "strategy_args": strategy_args, "preset": preset, "seed": seed}
+    if model.mixer is not None:
+        metrics["mu"] = [float(m) for m in model.mixer.mu.numpy()]
+    save_trained(model, out_dir, preprocessor)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+        f.write("\n")
+    if verbose:
+        for split in ("val", "test"):
+            text = ", ".join(f"{t} {v:.4f}" for t, v in metrics[split].items())
+            print(f"{split} AUC: {text}")
+        print(f"wrote {out_dir}/metrics.json ({epochs_run} epochs, {metrics['seconds']} s)")
+    return metrics
+
+
+__all__ = ["train", "feature_config_for", "PRESETS"]

@@ -1,0 +1,166 @@
+"""`drgrad pipeline run|compile`: the TFX pipeline from the command line.
+
+`drgrad pipeline run --dataset census --backbone split_mmoe --strategy drgrad --rows 20000`
+builds the dataset's CSV spans under `<root>/data` (unless `--data-root` is given), runs the
+pipeline with the LocalDagRunner under `--root` (default `./runs/<dataset>`), and prints each
+task's eval AUC and the pushed model's path.
+
+`drgrad pipeline compile --target kfp|vertex [--out DIR] [--image IMAGE]` writes
+`pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob).
+
+Heavy modules (TFX, TensorFlow) are imported inside the handlers only.
+"""
+import argparse
+import os
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0001:
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1.0001], got {text!r}")
+    return value
+
+
+def _add_model_args(parser):
+    parser.add_argument("--dataset", default="census",
+                        help="dataset registry name (default: census)")
+    parser.add_argument("--backbone", default="split_mmoe", help="model backbone")
+    parser.add_argument("--strategy", default="drgrad", help="multi-task training strategy")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="passes over the train split (default: 1)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="examples per training step (default: 1024)")
+    parser.add_argument("--train-steps", type=_positive_int, default=None,
+                        help="train for exactly this many steps instead of --epochs")
+    parser.add_argument("--min-auc", type=_fraction, default=None,
+                        help="Evaluator AUC floor for every task (default: 0.5)")
+    parser.add_argument("--max-auc-drop", type=float, default=None,
+                        help="tolerated AUC drop vs the blessed model (default: 0.01)")
+
+
+def register(subparsers):
+    """Adds `drgrad pipeline {run,compile}`."""
+    parser = subparsers.add_parser(
+        "pipeline", help="run the TFX pipeline locally or compile it for KFP / Vertex",
+        description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="pipeline_command", metavar="{run,compile}")
+    commands.required = True
+
+    run = commands.add_parser(
+        "run", help="run the pipeline with the LocalDagRunner",
+        description="Run ExampleGen -> ... -> Pusher locally; prints per-task AUCs and the "
+                    "pushed model path.")
+    _add_model_args(run)
+    run.add_argument("--rows", type=_positive_int, default=None,
+                     help="rows per split when building the data (default: all)")
+    run.add_argument("--root", default=None,
+                     help="run directory: pipeline root, metadata.sqlite, serving/ "
+                          "(default: ./runs/<dataset>)")
+    run.add_argument("--data-root", default=None,
+                     help="directory with span-<N>/{train,eval}/ CSVs (or its parent, as "
+                          "written by `drgrad data build --out`); default: build under "
+                          "<root>/data")
+    run.add_argument("--no-cache", action="store_true",
+                     help="re-execute every component even if its inputs did not change")
+    run.add_argument("--beam-workers", type=int, default=1,
+                     help="DirectRunner workers: 1 = in_memory, N > 1 = multi_processing, "
+                          "0 = one per CPU")
+    run.set_defaults(func=_run)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile for Kubeflow Pipelines v2 (YAML) or Vertex (JSON)")
+    compile_.add_argument("--target", required=True, choices=("kfp", "vertex"))
+    compile_.add_argument("--out", default=".", help="output directory (default: .)")
+    compile_.add_argument("--image", default=None,
+                          help="container image of every step "
+                               "(default: gcr.io/YOUR_PROJECT/drgrad-pipeline:latest)")
+    compile_.add_argument("--cloud-root", default=None,
+                          help="bucket prefix for data, artifacts and pushed models "
+                               "(default: gs://YOUR_BUCKET/drgrad)")
+    _add_model_args(compile_)
+    compile_.set_defaults(func=_compile)
+
+
+def _model_kwargs(args):
+    kwargs = {"backbone": args.backbone, "strategy": args.strategy}
+    for name in ("epochs", "batch_size", "train_steps", "min_auc", "max_auc_drop"):
+        value = getattr(args, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+def resolve_data_root(data_root, dataset_name):
+    """The folder holding `span-<N>/`: `data_root` itself or `data_root/<dataset>`."""
+    if not os.path.isdir(data_root):
+        raise FileNotFoundError(f"--data-root not found: {data_root}")
+    nested = os.path.join(data_root, dataset_name)
+    if os.path.isdir(nested):
+        return nested
+    if any(name.startswith("span-") for name in os.listdir(data_root)):
+        return data_root
+    raise FileNotFoundError(f"no span-<N> folders in {data_root} or {nested}")
+
+
+def _run(args):
+    from data.specs import get_spec
+
+    from pipeline import configs, evaluation, local_runner
+
+    spec = get_spec(args.dataset)
+    if args.beam_workers < 0:
+        raise ValueError(f"--beam-workers must be >= 0, got {args.beam_workers}")
+    root = os.path.abspath(args.root or os.path.join("runs", spec.name))
+    if args.data_root:
+        data_root = resolve_data_root(args.data_root, spec.name)
+    else:
+        from data.datasets import build
+
+        data_root = os.path.join(root, "data", spec.name)
+        if os.path.isdir(data_root):
+            print(f"using existing data {data_root}")
+        else:
+            data_root = build(spec.name, os.path.join(root, "data"), rows=args.rows)["path"]
+            print(f"built {spec.name} data ({'all' if args.rows is None else args.rows} rows "
+                  f"per split) in {data_root}")
+    mode = "in_memory" if args.beam_workers == 1 else "multi_processing"
+    beam_args = configs.beam_pipeline_args("direct", direct_running_mode=mode,
+                                           direct_num_workers=args.beam_workers)
+    paths = local_runner.run(data_root, root, spec.name, beam_pipeline_args=beam_args,
+                             enable_cache=not args.no_cache, **_model_kwargs(args))
+    outputs = local_runner.latest_outputs(paths)
+    if outputs["evaluation"]:
+        for task, metrics in sorted(evaluation.read_metrics(outputs["evaluation"]).items()):
+            if "auc" in metrics:
+                print(f"eval AUC {task}: {metrics['auc']:.4f}")
+    print(f"blessed: {outputs['blessed']}")
+    if outputs["pushed"]:
+        print(f"pushed model: {outputs['pushed_destination']}")
+    else:
+        print(f"not pushed (serving directory unchanged: {paths.serving_model_dir})")
+    print(f"run directory: {paths.root}")
+    return 0
+
+
+def _compile(args):
+    from pipeline import configs, kubeflow_v2_runner
+
+    path = kubeflow_v2_runner.compile_pipeline(
+        args.target, args.out, image=args.image or configs.DEFAULT_IMAGE,
+        dataset=args.dataset, cloud_root=args.cloud_root or configs.DEFAULT_CLOUD_ROOT,
+        **_model_kwargs(args))
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,137 @@
+"""Pipeline constants and Beam arguments per runner (TFX template `configs.py` style).
+
+Everything a deployment changes lives here: the container image, default thresholds and the Beam
+arguments of each runner. Only the DirectRunner runs in this repository's tests; the others are
+the documented arguments of the same pipeline on a cluster.
+
+Beam runners (`beam_pipeline_args(runner, ...)`):
+
+* ``direct`` (default): the in-process DirectRunner. ``in_memory`` mode runs every bundle in
+  this process (the right choice on a small machine: each ``multi_processing`` worker re-imports
+  TensorFlow); ``multi_processing`` with ``direct_num_workers`` (0 = one per CPU) for bigger
+  local runs. Beam 2.67 is pinned below 2.68, where the Go Prism runner became the default
+  DirectRunner and has to be downloaded at run time.
+* ``dataflow``: Google Cloud Dataflow; needs ``project``, ``region`` and a ``temp_location``
+  bucket; the workers run ``image`` (the pipeline image) so they import this package.
+* ``flink`` / ``spark``: portable runners against an existing cluster (``master`` URL), with the
+  LOOPBACK environment used by TFX's penguin example (tfx/examples/penguin).
+"""
+import re
+from typing import List, Optional
+
+# Pipeline names become KFP v2 task / Kubernetes resource names: `[a-z0-9][a-z0-9-]*`.
+PIPELINE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
+PIPELINE_NAME_PREFIX = "drgrad"
+
+# The image every KFP / Vertex step runs (this package + the pinned stack, TF_USE_LEGACY_KERAS=1).
+DEFAULT_IMAGE = "gcr.io/YOUR_PROJECT/drgrad-pipeline:latest"
+# Where the image holds this repository (its Dockerfile copies the checkout there): compiled
+# pipelines read the curated schemas from it.
+IMAGE_SOURCE_ROOT = "/drgrad"
+# Placeholder cloud locations used when compiling for Kubeflow / Vertex.
+DEFAULT_CLOUD_ROOT = "gs://YOUR_BUCKET/drgrad"
+
+# Module paths the Transform and Trainer executors import (through the package, so its
+# `__init__` sets TF_USE_LEGACY_KERAS=1 inside every executor process and Beam worker).
+PREPROCESSING_FN = "pipeline.preprocessing.preprocessing_fn"
+RUN_FN = "pipeline.trainer.run_fn"
+
+# Training defaults (census-sized data on CPU).
+DEFAULT_EPOCHS = 1
+DEFAULT_BATCH_SIZE = 1024
+DEFAULT_EVAL_STEPS = None  # None: the whole eval split.
+
+# Evaluator thresholds: every task's AUC must be at least its floor, and no more than
+# `max_auc_drop` below the current blessed model (ignored on the first run: no baseline).
+DEFAULT_MIN_AUC = 0.5
+DEFAULT_MAX_AUC_DROP = 0.01
+
+# Transform defaults.
+DEFAULT_NUM_OOV_BUCKETS = 1
+
+BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
+DIRECT_RUNNING_MODES = ("in_memory", "multi_processing", "multi_threading")
+
+
+def check_pipeline_name(name: str) -> str:
+    """Returns `name` if it is a valid KFP v2 pipeline name, else raises ValueError."""
+    if not isinstance(name, str) or not PIPELINE_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"pipeline name {name!r} must match [a-z0-9][a-z0-9-]* "
+                         "(lowercase letters, digits and '-'; Kubeflow Pipelines v2 rejects "
+                         "others)")
+    return name
+
+
+def default_pipeline_name(dataset: str) -> str:
+    """`drgrad-<dataset>`, with anything outside [a-z0-9-] replaced by '-'."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+    return check_pipeline_name(f"{PIPELINE_NAME_PREFIX}-{slug}")
+
+
+def beam_pipeline_args(runner: str = "direct", *,
+                       direct_running_mode: str = "in_memory",
+                       direct_num_workers: int = 1,
+                       project: Optional[str] = None,
+                       region: Optional[str] = None,
+                       temp_location: Optional[str] = None,
+                       image: Optional[str] = None,
+                       master: Optional[str] = None,
+                       parallelism: int = 2) -> List[str]:
+    """Beam pipeline arguments for one runner (see the module docstring).
+
+    Args:
+      runner: one of `BEAM_RUNNERS`.
+      direct_running_mode: DirectRunner mode, one of `DIRECT_RUNNING_MODES`.
+      direct_num_workers: DirectRunner workers (0 = one per CPU); >= 0.
+      project, region, temp_location: Dataflow's project, region and gs:// temp bucket.
+      image: Dataflow worker image (defaults to `DEFAULT_IMAGE`).
+      master: Flink (`http://host:8081`) or Spark (`http://host:6066`) master URL.
+      parallelism: Flink parallelism / Spark-Flink SDK worker parallelism; >= 1.
+
+    Returns:
+      The argument list for `tfx.dsl.Pipeline(beam_pipeline_args=...)`.
+    """
+    if runner not in BEAM_RUNNERS:
+        raise ValueError(f"unknown Beam runner {runner!r}; choose one of {list(BEAM_RUNNERS)}")
+    if direct_running_mode not in DIRECT_RUNNING_MODES:
+        raise ValueError(f"direct_running_mode must be one of {list(DIRECT_RUNNING_MODES)}, "
+                         f"got {direct_running_mode!r}")
+    if not isinstance(direct_num_workers, int) or direct_num_workers < 0:
+        raise ValueError(f"direct_num_workers must be an int >= 0, got {direct_num_workers!r}")
+    if not isinstance(parallelism, int) or parallelism < 1:
+        raise ValueError(f"parallelism must be an int >= 1, got {parallelism!r}")
+    if runner == "direct":
+        return ["--runner=DirectRunner",
+                f"--direct_running_mode={direct_running_mode}",
+                f"--direct_num_workers={direct_num_workers}"]
+    if runner == "dataflow":
+        missing = [name for name, value in (("project", project), ("region", region),
+                                            ("temp_location", temp_location)) if not value]
+        if missing:
+            raise ValueError(f"the Dataflow runner needs {', '.join(missing)}")
+        return ["--runner=DataflowRunner",
+                f"--project={project}",
+                f"--region={region}",
+                f"--temp_location={temp_location}",
+                "--experiments=use_runner_v2",
+                f"--sdk_container_image={image or DEFAULT_IMAGE}"]
+    if not master:
+        raise ValueError(f"the {runner} runner needs a master URL (e.g. "
+                         f"{'http://localhost:8081' if runner == 'flink' else 'http://localhost:6066'})")
+    portable = ["--environment_type=LOOPBACK",
+                "--experiments=use_loopback_process_worker=True",
+                f"--sdk_worker_parallelism={parallelism}",
+                "--environment_cache_millis=1000000",
+                "--experiments=pre_optimize=all"]
+    if runner == "flink":
+        return ["--runner=FlinkRunner", f"--flink_master={master}", "--flink_submit_uber_jar",
+                f"--parallelism={parallelism}"] + portable
+    return ["--runner=SparkRunner", f"--spark_rest_url={master}", "--spark_submit_uber_jar"] + portable
+
+
+def direct_beam_args_by_workers(workers: int) -> List[str]:
+    """DirectRunner args for a benchmark at `workers` workers: in_memory at 1, else
+    multi_processing."""
+    mode = "in_memory" if workers == 1 else "multi_processing"
+    return beam_pipeline_args("direct", direct_running_mode=mode, direct_num_workers=workers)
+

@@ -1,0 +1,121 @@
+"""Runs the pipeline in-process with TFX's `LocalDagRunner` (the `make demo` default).
+
+Everything one run writes lives under one directory (`RunPaths`):
+
+```
+<root>/pipeline/                 TFX pipeline root (one folder per component)
+<root>/metadata.sqlite           ML Metadata store (SQLite)
+<root>/serving/<model>/<ver>/    models pushed by the Pusher (TF Serving layout)
+```
+
+so a second run with the same root reuses the metadata (caching, the blessed baseline) and adds a
+version only when the Evaluator blesses the new model.
+"""
+import dataclasses
+import os
+from typing import Any, Dict, Optional
+
+from pipeline import configs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where a local run writes (module docstring)."""
+
+    root: str
+    model_name: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.serving_dir, self.model_name)
+
+
+def metadata_config(paths: RunPaths):
+    """SQLite MLMD connection config under the run directory."""
+    from tfx import v1 as tfx
+
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+
+
+def build(data_root: str, root: str, dataset: str, pipeline_name: Optional[str] = None,
+          model_name: Optional[str] = None, beam_pipeline_args=None, **kwargs):
+    """(`tfx.dsl.Pipeline`, `RunPaths`) for a local run; kwargs go to `create_pipeline`."""
+    from data.specs import get_spec
+
+    from pipeline.pipeline import create_pipeline
+
+    spec = get_spec(dataset)
+    if not os.path.isdir(data_root):
+        raise FileNotFoundError(f"data directory not found: {data_root}")
+    spans = [name for name in os.listdir(data_root) if name.startswith("span-")]
+    if not spans and not kwargs.get("input_patterns"):
+        raise FileNotFoundError(f"no span-<N> folders in {data_root}; build the data with "
+                                f"`drgrad data build {spec.name} --out DIR`")
+    paths = RunPaths(root=os.path.abspath(root), model_name=model_name or spec.name)
+    os.makedirs(paths.root, exist_ok=True)
+    pipeline = create_pipeline(
+        pipeline_name or configs.default_pipeline_name(spec.name),
+        paths.pipeline_root, os.path.abspath(data_root), paths.serving_model_dir,
+        dataset=spec.name, metadata_connection_config=metadata_config(paths),
+        beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
+                            else configs.beam_pipeline_args("direct")),
+        **kwargs)
+    return pipeline, paths
+
+
+def run(data_root: str, root: str, dataset: str, **kwargs) -> RunPaths:
+    """Builds and runs the pipeline with `LocalDagRunner`; returns its `RunPaths`.
+
+    Raises whatever the failing component raised (e.g. `DataValidationError` from the
+    validation gate on a bad data span).
+    """
+    from tfx import v1 as tfx
+
+    pipeline, paths = build(data_root, root, dataset, **kwargs)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return paths
+
+
+def latest_outputs(paths: RunPaths) -> Dict[str, Any]:
+    """Latest artifacts of this pipeline's last run, read from MLMD.
+
+    Returns:
+      `{"evaluation": uri|None, "blessing": uri|None, "blessed": bool|None,
+        "pushed": bool|None, "pushed_destination": path|None}`.
+    """
+    import ml_metadata as mlmd
+
+    from pipeline import evaluation
+
+    store = mlmd.MetadataStore(metadata_config(paths))
+    out = {"evaluation": None, "blessing": None, "blessed": None, "pushed": None,
+           "pushed_destination": None}
+    by_type = {}
+    for type_name in ("ModelEvaluation", "ModelBlessing", "PushedModel"):
+        artifacts = [a for a in store.get_artifacts_by_type(type_name)
+                     if a.state == mlmd.proto.Artifact.LIVE]
+        by_type[type_name] = max(artifacts, key=lambda a: a.id) if artifacts else None
+    if by_type["ModelEvaluation"] is not None:
+        out["evaluation"] = by_type["ModelEvaluation"].uri
+    if by_type["ModelBlessing"] is not None:
+        out["blessing"] = by_type["ModelBlessing"].uri
+        out["blessed"] = evaluation.read_blessing(out["blessing"])
+    pushed = by_type["PushedModel"]
+    if pushed is not None:
+        props = pushed.custom_properties
+        out["pushed"] = bool(props["pushed"].int_value) if "pushed" in props else None
+        if out["pushed"] and "pushed_destination" in props:
+            out["pushed_destination"] = props["pushed_destination"].string_value
+    return out

@@ -1,0 +1,151 @@
+"""The pipeline's `preprocessing_fn` (TFX Transform) and the feature config it implies.
+
+Transformed features keep their **raw column names** (docs/ARCHITECTURE.md §2), so the model
+never knows whether its inputs came from TFX Transform or from the standalone
+`data.preprocessing.FeaturePreprocessor`:
+
+* categorical column -> `int64` vocabulary id `[B]` (`tft.compute_and_apply_vocabulary`, ids by
+  descending frequency, `num_oov_buckets` extra ids for unseen values; integer codes are turned
+  into strings first so `7` and `"7"` share one vocabulary);
+* numeric column -> `float32` z-score `[B]` (`log1p` first for `log_numeric`, as in the MMoE
+  census protocol), or an `int64` quantile bucket id `[B]` when listed in `bucketize`;
+* task column -> `float32` 0/1 label `[B]`, passed through.
+
+The Transform component binds `custom_config` (a JSON-able dict made by `transform_config`) to
+`preprocessing_fn`; every choice is thus recorded in MLMD and changes the Transform cache key.
+"""
+from typing import Any, Dict, Mapping, Optional
+
+from pipeline import configs
+
+VOCAB_PREFIX = "vocab_"
+_CONFIG_KEYS = ("tasks", "categorical", "numeric", "log_numeric", "bucketize",
+                "num_oov_buckets", "vocab_top_k", "vocab_frequency_threshold")
+
+
+def vocabulary_name(column: str) -> str:
+    """Name of the vocabulary file TFT writes for a categorical column."""
+    return VOCAB_PREFIX + column
+
+
+def transform_config(spec, bucketize: Optional[Mapping[str, int]] = None,
+                     num_oov_buckets: int = configs.DEFAULT_NUM_OOV_BUCKETS,
+                     vocab_top_k: Optional[int] = None,
+                     vocab_frequency_threshold: int = 0) -> Dict[str, Any]:
+    """Builds the Transform `custom_config` for a `data.specs.DatasetSpec`.
+
+    Args:
+      spec: the dataset spec (tasks, categorical, numeric, log_numeric).
+      bucketize: `{numeric column: number of quantile buckets >= 2}`; those columns become
+        categorical ids instead of z-scores.
+      num_oov_buckets: ids reserved for values absent from a vocabulary (>= 1).
+      vocab_top_k: keep only the most frequent values per vocabulary (None = all).
+      vocab_frequency_threshold: drop values seen fewer times than this (>= 0).
+
+    Returns:
+      A JSON-serializable dict understood by `preprocessing_fn` and `feature_config`.
+    """
+    bucketize = dict(bucketize or {})
+    unknown = sorted(set(bucketize) - set(spec.numeric))
+    if unknown:
+        raise ValueError(f"bucketize names non-numeric columns of {spec.name!r}: {unknown}")
+    bad = {k: v for k, v in bucketize.items() if not isinstance(v, int) or v < 2}
+    if bad:
+        raise ValueError(f"bucketize needs an int number of buckets >= 2 per column, got {bad}")
+    if not isinstance(num_oov_buckets, int) or num_oov_buckets < 1:
+        raise ValueError(f"num_oov_buckets must be an int >= 1, got {num_oov_buckets!r}")
+    if vocab_top_k is not None and (not isinstance(vocab_top_k, int) or vocab_top_k < 1):
+        raise ValueError(f"vocab_top_k must be None or an int >= 1, got {vocab_top_k!r}")
+    if not isinstance(vocab_frequency_threshold, int) or vocab_frequency_threshold < 0:
+        raise ValueError("vocab_frequency_threshold must be an int >= 0, got "
+                         f"{vocab_frequency_threshold!r}")
+    return {
+        "tasks": list(spec.tasks),
+        "categorical": list(spec.categorical),
+        "numeric": list(spec.numeric),
+        "log_numeric": list(spec.log_numeric),
+        "bucketize": bucketize,
+        "num_oov_buckets": num_oov_buckets,
+        "vocab_top_k": vocab_top_k,
+        "vocab_frequency_threshold": vocab_frequency_threshold,
+    }
+
+
+def _check_config(custom_config: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
+    if not custom_config:
+        raise ValueError("preprocessing_fn needs the custom_config made by "
+                         "pipeline.preprocessing.transform_config(spec)")
+    missing = [key for key in _CONFIG_KEYS if key not in custom_config]
+    if missing:
+        raise ValueError(f"Transform custom_config lacks {missing}; build it with "
+                         "pipeline.preprocessing.transform_config(spec)")
+    return custom_config
+
+
+def _dense_1d(tensor, default):
+    """A raw feature as a dense `[B]` tensor, whatever shape the schema gave it."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    if isinstance(tensor, tf.SparseTensor):
+        tensor = tft.sparse_tensor_to_dense_with_shape(tensor, [None, 1], default_value=default)
+    if tensor.shape.rank == 2:
+        tensor = tf.squeeze(tensor, axis=1)
+    return tensor
+
+
+def preprocessing_fn(inputs, custom_config):
+    """TFX Transform entry point: raw feature dict -> model inputs and labels (module doc)."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    config = _check_config(custom_config)
+    missing = [c for c in (config["categorical"] + config["numeric"] + config["tasks"])
+               if c not in inputs]
+    if missing:
+        raise ValueError(f"raw examples lack columns {missing} (schema/dataset mismatch)")
+    outputs = {}
+    for column in config["categorical"]:
+        raw = inputs[column]
+        is_string = raw.dtype == tf.string
+        values = _dense_1d(raw, b"" if is_string else 0)
+        if not is_string:
+            values = tf.strings.as_string(values)
+        outputs[column] = tft.compute_and_apply_vocabulary(
+            values, top_k=config["vocab_top_k"],
+            frequency_threshold=config["vocab_frequency_threshold"] or None,
+            num_oov_buckets=config["num_oov_buckets"],
+            vocab_filename=vocabulary_name(column))
+    log_numeric = set(config["log_numeric"])
+    for column in config["numeric"]:
+        values = tf.cast(_dense_1d(inputs[column], 0), tf.float32)
+        if column in log_numeric:
+            values = tf.math.log1p(tf.maximum(values, 0.0))
+        if column in config["bucketize"]:
+            outputs[column] = tft.bucketize(values, config["bucketize"][column])
+        else:
+            outputs[column] = tft.scale_to_z_score(values)
+    for task in config["tasks"]:
+        outputs[task] = tf.cast(_dense_1d(inputs[task], 0), tf.float32)
+    return outputs
+
+
+def feature_config(tf_transform_output, custom_config, personalization=(), embedding_dim=8):
+    """`model.FeatureConfig` of the transformed features (vocabulary sizes from Transform).
+
+    Args:
+      tf_transform_output: a `tft.TFTransformOutput` of a Transform run with `custom_config`.
+      custom_config: the Transform `custom_config` (`transform_config(spec)`).
+      personalization: column names fed to the personalization path (subset of categoricals).
+      embedding_dim: embedding width per categorical.
+    """
+    from model.config import FeatureConfig
+
+    config = _check_config(custom_config)
+    oov = config["num_oov_buckets"]
+    categorical = {column: tf_transform_output.vocabulary_size_by_name(vocabulary_name(column))
+                   + oov for column in config["categorical"]}
+    categorical.update({column: int(buckets) for column, buckets in config["bucketize"].items()})
+    numeric = tuple(c for c in config["numeric"] if c not in config["bucketize"])
+    return FeatureConfig(categorical=categorical, numeric=numeric,
+                         personalization=tuple(personalization), embedding_dim=embedding_dim)

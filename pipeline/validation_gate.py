@@ -1,0 +1,123 @@
+"""`ValidationGate`: stops the pipeline when `ExampleValidator` found anomalies.
+
+TFX's `ExampleValidator` records anomalies but never fails, so on its own a bad data day (a
+column of the wrong type, a missing label column) would flow into Transform, Trainer and maybe
+the Pusher. The gate reads the `ExampleAnomalies` artifact and
+
+* raises `DataValidationError` naming the span, the split and each anomaly when any split has
+  one (the run fails before Transform; nothing is trained or pushed);
+* otherwise republishes the schema as its `validated_schema` output.
+
+Transform and Trainer read `validated_schema` instead of the schema itself, so the dependency is
+carried by data (MLMD lineage shows which validation admitted a model) and holds on every
+orchestrator, without experimental task-only dependencies.
+"""
+import os
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+ANOMALIES_FILE = "SchemaDiff.pb"
+SCHEMA_FILE = "schema.pbtxt"
+
+
+class DataValidationError(RuntimeError):
+    """A data span failed schema validation; the message lists every anomaly."""
+
+
+def read_anomalies(anomalies_artifact, ignored_splits=()) -> Dict[str, List[str]]:
+    """`{split: ["feature: description", ...]}` for every split with anomalies.
+
+    Args:
+      anomalies_artifact: an `ExampleAnomalies` artifact written by `ExampleValidator`.
+      ignored_splits: split names not checked.
+    """
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = {}
+    for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
+        if split in ignored_splits:
+            continue
+        path = os.path.join(artifact_utils.get_split_uri([anomalies_artifact], split),
+                            ANOMALIES_FILE)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"ExampleValidator output missing for split {split!r}: "
+                                    f"{path}")
+        anomalies = anomalies_pb2.Anomalies()
+        anomalies.ParseFromString(tf.io.gfile.GFile(path, "rb").read())
+        problems = [f"{feature}: {info.description or info.short_description}"
+                    for feature, info in sorted(anomalies.anomaly_info.items())]
+        if anomalies.HasField("dataset_anomaly_info"):
+            info = anomalies.dataset_anomaly_info
+            problems.append(f"<dataset>: {info.description or info.short_description}")
+        if problems:
+            found[split] = problems
+    return found
+
+
+class Executor(base_executor.BaseExecutor):
+    """Fails on anomalies; otherwise copies the schema to `validated_schema`."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        anomalies = artifact_utils.get_single_instance(input_dict["anomalies"])
+        ignored = exec_properties.get("ignored_splits") or ""
+        found = read_anomalies(anomalies, ignored_splits=tuple(filter(None, ignored.split(","))))
+        if found:
+            span = anomalies.span if anomalies.has_property("span") else "?"
+            lines = [f"  [{split}] {problem}" for split, problems in sorted(found.items())
+                     for problem in problems]
+            raise DataValidationError(
+                f"data span {span} failed validation against the schema "
+                f"({sum(len(p) for p in found.values())} anomalies; artifact {anomalies.uri}); "
+                "the pipeline stops before Transform, nothing is trained or pushed:\n"
+                + "\n".join(lines))
+        schema_dir = artifact_utils.get_single_uri(input_dict["schema"])
+        files = tf.io.gfile.listdir(schema_dir)
+        if len(files) != 1:
+            raise FileNotFoundError(f"expected one schema file in {schema_dir}, found {files}")
+        out_dir = artifact_utils.get_single_uri(output_dict["validated_schema"])
+        tf.io.gfile.makedirs(out_dir)
+        tf.io.gfile.copy(os.path.join(schema_dir, files[0]), os.path.join(out_dir, SCHEMA_FILE),
+                         overwrite=True)
+
+
+class ValidationGateSpec(ComponentSpec):
+    """Inputs: ExampleValidator's anomalies and the schema they were checked against."""
+
+    PARAMETERS = {"ignored_splits": ExecutionParameter(type=str, optional=True)}
+    INPUTS = {
+        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
+    }
+    OUTPUTS = {"validated_schema": ChannelParameter(type=standard_artifacts.Schema)}
+
+
+class ValidationGate(base_component.BaseComponent):
+    """Passes the schema on only when the examples have no anomalies (module docstring).
+
+    Args:
+      anomalies: channel of `ExampleAnomalies` (`ExampleValidator.outputs['anomalies']`).
+      schema: channel of the `Schema` used by that ExampleValidator.
+      ignored_splits: split names whose anomalies do not stop the pipeline.
+    """
+
+    SPEC_CLASS = ValidationGateSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, anomalies: types.BaseChannel, schema: types.BaseChannel,
+                 ignored_splits=()):
+        if isinstance(ignored_splits, str):
+            raise TypeError("ignored_splits must be a sequence of split names, not a string")
+        validated_schema = types.Channel(type=standard_artifacts.Schema)
+        super().__init__(spec=ValidationGateSpec(
+            anomalies=anomalies, schema=schema,
+            ignored_splits=",".join(ignored_splits) or None,
+            validated_schema=validated_schema))

@@ -1,0 +1,126 @@
+"""`drgrad serve` and `drgrad predict`.
+
+    drgrad serve --model-base runs/demo/serving --rest-port 8501 --grpc-port 8500
+    drgrad predict --server grpc://127.0.0.1:8500 --model census --input rows.jsonl
+
+Nothing heavy is imported until a handler runs, and nothing from `model/` ever is.
+"""
+import json
+import os
+import sys
+
+
+def register(subparsers):
+    serve = subparsers.add_parser(
+        "serve", help="serve SavedModels over TF Serving's REST and gRPC APIs",
+        description="Local TF Serving-compatible server: REST (aiohttp) and gRPC on one event "
+                    "loop, file-system version polling, request batching.")
+    serve.add_argument("--model-base", required=True,
+                       help="base directory: with models.config, a model's version directory "
+                            "parent, or a directory of model directories")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (0: pick one)")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (0: pick one)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    serve.add_argument("--model-name", default=None,
+                       help="serve only this model (or name the model in a version directory)")
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="file-system poll interval for new versions; <= 0 polls once")
+    serve.add_argument("--batching-parameters", default=None,
+                       help="BatchingParameters text file (default: "
+                            "<model-base>/batching_parameters.txt if present)")
+    serve.add_argument("--no-batching", action="store_true",
+                       help="run every Predict request on its own")
+    serve.add_argument("--ready-file", default=None,
+                       help="write {'rest_port', 'grpc_port', 'pid'} JSON here once serving")
+    serve.set_defaults(func=_serve)
+
+    predict = subparsers.add_parser(
+        "predict", help="send raw feature rows (JSON lines) to a server and print predictions")
+    predict.add_argument("--server", required=True, help="rest://host:port or grpc://host:port")
+    predict.add_argument("--model", required=True, help="model name")
+    predict.add_argument("--input", required=True, help="JSON-lines file of raw feature rows")
+    predict.add_argument("--version", type=int, default=None, help="model version")
+    predict.add_argument("--label", default=None, help="model version label")
+    predict.add_argument("--timeout", type=float, default=30.0, help="request timeout (s)")
+    predict.set_defaults(func=_predict)
+
+
+def _serve(args):
+    import logging  # pylint: disable=g-import-not-at-top
+    import signal  # pylint: disable=g-import-not-at-top
+
+    from serving import model_config  # pylint: disable=g-import-not-at-top
+    from serving.server import app  # pylint: disable=g-import-not-at-top
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for name in ("rest_port", "grpc_port"):
+        port = getattr(args, name)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 65535], got {port}")
+    if args.no_batching:
+        batching = None
+    elif args.batching_parameters:
+        if not os.path.isfile(args.batching_parameters):
+            raise FileNotFoundError(f"batching parameters file {args.batching_parameters} "
+                                    f"does not exist")
+        batching = model_config.BatchingParameters.read(args.batching_parameters)
+    else:
+        batching = "auto"
+    server = app.ModelServer.from_model_base(
+        args.model_base, model_name=args.model_name, batching=batching, host=args.host,
+        rest_port=args.rest_port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds)
+    server.start()
+    print(f"drgrad serve: models {server.manager.model_names()} on REST "
+          f"http://{args.host}:{server.rest_port} and gRPC {args.host}:{server.grpc_port}",
+          flush=True)
+    if args.ready_file:
+        model_config.write_text_atomically(args.ready_file, json.dumps(
+            {"rest_port": server.rest_port, "grpc_port": server.grpc_port, "pid": os.getpid()}))
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def read_rows(path):
+    """Rows of a JSON-lines file (blank lines skipped), with line numbers in errors."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"input file {path} does not exist")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON: {error}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: each line must be a JSON object")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return rows
+
+
+def _predict(args):
+    from serving import client as client_lib  # pylint: disable=g-import-not-at-top
+
+    rows = read_rows(args.input)
+    client = client_lib.connect(args.server, args.model, timeout=args.timeout)
+    try:
+        outputs = client.predict(rows, version=args.version, label=args.label)
+    except client_lib.ServingClientError as error:
+        raise ValueError(f"server refused the request: {error}") from None
+    except OSError as error:
+        raise ValueError(f"cannot reach {args.server}: {error}") from None
+    finally:
+        client.close()
+    names = sorted(outputs)
+    for index in range(len(rows)):
+        print(json.dumps({name: outputs[name][index] for name in names}), file=sys.stdout)
+    return 0

@@ -1,0 +1,254 @@
+"""TF Serving's REST JSON formats <-> NumPy tensors and tf.Examples.
+
+Request formats (TF Serving `api_rest.md`, `util/json_tensor.cc`):
+
+* Predict, row format: `{"instances": [row, ...]}`. A row is an object with every named input,
+  or a bare value when the signature has a single input. The response is
+  `{"predictions": [...]}`: per-row values for a single output, per-row objects for several.
+* Predict, columnar format: `{"inputs": value | {name: value}}`, answered with
+  `{"outputs": value | {name: value}}`.
+* Binary strings travel as `{"b64": "<base64>"}`; outputs whose name ends in `_bytes` are sent
+  that way too.
+* Classify/Regress: `{"context"?: {feature: value}, "examples": [{feature: value}, ...]}`,
+  answered with `{"results": ...}`. JSON integers become int64 features, other numbers float
+  features, strings and b64 objects bytes features.
+"""
+import base64
+import binascii
+import json
+import math
+
+import numpy as np
+
+from serving.server.errors import invalid_argument
+
+_JSON_TYPE = {dict: "Object", list: "Array", str: "String", bool: "Boolean", int: "Number",
+              float: "Number", type(None): "Null"}
+
+
+def parse_json_body(body):
+    """Parses a request body; TF Serving accepts NaN/Infinity, and so does `json`."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        document = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise invalid_argument(f"JSON Parse error: {error}") from None
+    if not isinstance(document, dict):
+        raise invalid_argument("JSON Parse error: the request body must be a JSON object")
+    return document
+
+
+def signature_name_of(document):
+    name = document.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid_argument("'signature_name' key must be a string value.")
+    return name
+
+
+def _is_b64(value):
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def _type_error(value, dtype):
+    shown = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else value
+    return invalid_argument(f"JSON Value: {shown} Type: {_JSON_TYPE.get(type(value), '?')} "
+                            f"is not of expected type: {_dtype_name(dtype)}")
+
+
+def _dtype_name(dtype):
+    return {"string": "string"}.get(dtype.name, dtype.name)
+
+
+def _scalar(value, dtype):
+    """One JSON scalar as a Python value of the tensor's dtype."""
+    if dtype.name == "string":
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if _is_b64(value):
+            if not isinstance(value["b64"], str):
+                raise _type_error(value, dtype)
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_argument(
+                    f"Unable to base64 decode: {value['b64'][:40]!r}") from None
+        raise _type_error(value, dtype)
+    if dtype.is_bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(value, dtype)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(value, dtype)
+    if dtype.is_integer and not isinstance(value, int):
+        raise _type_error(value, dtype)
+    return value
+
+
+def _flatten(value, dtype, flat):
+    """Appends the scalars of a nested list; returns its shape (checked rectangular)."""
+    if isinstance(value, list):
+        shapes = [_flatten(v, dtype, flat) for v in value]
+        if any(s != shapes[0] for s in shapes[1:]):
+            raise invalid_argument("Expecting tensors in list to be of same shape, found "
+                                   f"{[list(s) for s in shapes[:2]]}")
+        return (len(value),) + (shapes[0] if shapes else ())
+    flat.append(_scalar(value, dtype))
+    return ()
+
+
+def to_array(value, dtype):
+    """A JSON value (scalar or nested lists) as an ndarray of the signature dtype."""
+    flat = []
+    shape = _flatten(value, dtype, flat)
+    if dtype.name == "string":
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+    else:
+        array = np.array(flat, dtype=dtype.as_numpy_dtype)
+    return array.reshape(shape)
+
+
+def instances_to_inputs(instances, signature):
+    """Row format `instances` -> `{input: ndarray}` stacked along a new dim 0."""
+    if not isinstance(instances, list):
+        raise invalid_argument("Expecting 'instances' to be an list/array")
+    if not instances:
+        raise invalid_argument("No values in 'instances' array")
+    names = list(signature.inputs)
+    columns = {name: [] for name in names}
+    for index, instance in enumerate(instances):
+        if isinstance(instance, dict) and not _is_b64(instance):
+            missing = [n for n in names if n not in instance]
+            extra = [k for k in instance if k not in columns]
+            if missing or extra:
+                problem = (f"does not have named input: {missing[0]}" if missing
+                           else f"has unexpected input: {extra[0]}")
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{problem} (signature {signature.key} inputs: {names})")
+            for name in names:
+                columns[name].append(instance[name])
+        elif len(names) == 1:
+            columns[names[0]].append(instance)
+        else:
+            raise invalid_argument(
+                f"Failed to process element: {index} of 'instances' list. Expecting an object "
+                f"with named inputs {names}, since the signature has {len(names)} inputs")
+    return {name: to_array(columns[name], signature.inputs[name][0]) for name in names}
+
+
+def columns_to_inputs(inputs, signature):
+    """Columnar `inputs` -> `{input: ndarray}`."""
+    names = list(signature.inputs)
+    if not isinstance(inputs, dict) or _is_b64(inputs):
+        if len(names) != 1:
+            raise invalid_argument(
+                f"'inputs' must be an object keyed by input name, since the signature has "
+                f"{len(names)} inputs: {names}")
+        inputs = {names[0]: inputs}
+    missing = [n for n in names if n not in inputs]
+    extra = [k for k in inputs if k not in signature.inputs]
+    if missing or extra:
+        raise invalid_argument(
+            f"'inputs' do not match signature {signature.key}: missing {missing}, "
+            f"unexpected {extra}")
+    return {name: to_array(inputs[name], signature.inputs[name][0]) for name in names}
+
+
+def predict_inputs(document, signature):
+    """Returns `(inputs, row_format)` from a predict request document."""
+    has_instances, has_inputs = "instances" in document, "inputs" in document
+    if has_instances and has_inputs:
+        raise invalid_argument(
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+    if not has_instances and not has_inputs:
+        raise invalid_argument("Missing 'inputs' or 'instances' key")
+    if has_instances:
+        return instances_to_inputs(document["instances"], signature), True
+    return columns_to_inputs(document["inputs"], signature), False
+
+
+def _json_value(array, as_b64):
+    if array.dtype.kind in ("O", "S", "U"):
+        def convert(x):
+            if isinstance(x, list):
+                return [convert(v) for v in x]
+            data = x if isinstance(x, bytes) else str(x).encode("utf-8")
+            if as_b64:
+                return {"b64": base64.b64encode(data).decode("ascii")}
+            return data.decode("utf-8", "replace")
+        return convert(array.tolist())
+    return array.tolist()
+
+
+def predict_response(outputs, row_format):
+    """`{"predictions": ...}` (row) or `{"outputs": ...}` (columnar), as TF Serving writes them."""
+    names = sorted(outputs)
+    values = {n: np.asarray(outputs[n]) for n in names}
+    if not row_format:
+        if len(names) == 1:
+            return {"outputs": _json_value(values[names[0]], names[0].endswith("_bytes"))}
+        return {"outputs": {n: _json_value(values[n], n.endswith("_bytes")) for n in names}}
+    sizes = {n: (v.shape[0] if v.ndim else None) for n, v in values.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise invalid_argument(
+            f"Output tensors have inconsistent batch sizes {sizes}; use the columnar "
+            f"'inputs' format for this signature")
+    converted = {n: _json_value(values[n], n.endswith("_bytes")) for n in names}
+    if len(names) == 1:
+        return {"predictions": converted[names[0]]}
+    rows = next(iter(sizes.values()))
+    return {"predictions": [{n: converted[n][i] for n in names} for i in range(rows)]}
+
+
+def _feature(name, value, example):
+    feature = example.features.feature[name]
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise invalid_argument(f"Feature {name!r} has an empty list of values")
+    if all(isinstance(v, str) or _is_b64(v) for v in items):
+        from tensorflow.python.framework import dtypes  # pylint: disable=g-import-not-at-top
+        feature.bytes_list.value.extend(_scalar(v, dtypes.string) for v in items)
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        feature.int64_list.value.extend(items)
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        feature.float_list.value.extend(float(v) for v in items)
+    else:
+        raise invalid_argument(
+            f"Feature {name!r}: values must be all numbers or all strings/b64, got "
+            f"{json.dumps(value)[:80]}")
+
+
+def examples_from_document(document):
+    """Classify/Regress request -> serialized tf.Examples (context merged into each)."""
+    from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
+
+    examples = document.get("examples")
+    if examples is None:
+        raise invalid_argument("Missing 'examples' key")
+    if not isinstance(examples, list):
+        raise invalid_argument("Expecting 'examples' to be an array")
+    if not examples:
+        raise invalid_argument("'examples' array is empty")
+    context = document.get("context", {})
+    if not isinstance(context, dict):
+        raise invalid_argument("Expecting 'context' to be an object")
+    serialized = np.empty(len(examples), dtype=object)
+    for index, features in enumerate(examples):
+        if not isinstance(features, dict):
+            raise invalid_argument(f"Expecting 'examples' element {index} to be an object")
+        example = example_pb2.Example()
+        for name, value in context.items():
+            if name in features:
+                raise invalid_argument(
+                    f"Feature '{name}' present in both context and examples[{index}]")
+            _feature(name, value, example)
+        for name, value in features.items():
+            _feature(name, value, example)
+        serialized[index] = example.SerializeToString()
+    return serialized
+
+
+def dumps(document):
+    """Compact JSON; NaN and Infinity are written as TF Serving writes them."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=True)

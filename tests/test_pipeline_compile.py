@@ -1,0 +1,115 @@
+"""Compile-only tests of the Kubeflow Pipelines v2 YAML and the Vertex PipelineJob JSON.
+
+As TFX's own kubeflow_v2_dag_runner_test: compile, check the file, the component count and the
+image, and compare with the committed golden file after removing volatile fields (SDK and TFX
+versions, telemetry labels). Regenerate the goldens after an intended change with
+`DRGRAD_UPDATE_GOLDEN=1 pytest tests/test_pipeline_compile.py`.
+"""
+import json
+import os
+
+import pytest
+
+from pipeline import configs, kubeflow_v2_runner
+
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "pipeline", "golden")
+IMAGE = "gcr.io/drgrad-test/drgrad-pipeline:golden"
+# TFX components + the validation gate; the LatestBlessedModelStrategy resolver compiles into
+# two importer-like resolver tasks (model blessing, then model).
+EXPECTED_TASKS = {
+    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+    "Transform", "Trainer", "Evaluator", "Pusher",
+    "latest-blessed-model-resolver-model-blessing-resolver",
+    "latest-blessed-model-resolver-model-resolver",
+}
+VOLATILE_KEYS = {"sdkVersion", "labels"}
+
+
+def _normalize(value):
+    """Drops volatile fields recursively (versions, telemetry labels)."""
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    return value
+
+
+def _pipeline_spec(compiled):
+    return compiled.get("pipelineSpec", compiled)
+
+
+@pytest.fixture(scope="module", params=["kfp", "vertex"])
+def compiled(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    path = kubeflow_v2_runner.compile_pipeline(request.param, str(out), image=IMAGE,
+                                               dataset="census")
+    return request.param, path, kubeflow_v2_runner.load_compiled(path)
+
+
+def test_file_written_with_the_target_format(compiled):
+    target, path, document = compiled
+    assert os.path.basename(path) == kubeflow_v2_runner.TARGETS[target]
+    if target == "vertex":
+        assert set(document) >= {"displayName", "pipelineSpec", "runtimeConfig"}
+        assert document["displayName"] == "drgrad-census-income"
+        assert document["runtimeConfig"]["gcsOutputDirectory"].startswith(
+            configs.DEFAULT_CLOUD_ROOT)
+    else:
+        assert "pipelineInfo" in document and "displayName" not in document
+
+
+def test_every_component_is_a_task(compiled):
+    _, _, document = compiled
+    tasks = _pipeline_spec(document)["root"]["dag"]["tasks"]
+    assert set(tasks) == EXPECTED_TASKS
+
+
+def test_every_executor_runs_the_project_image(compiled):
+    _, _, document = compiled
+    executors = _pipeline_spec(document)["deploymentSpec"]["executors"]
+    images = {name: spec["container"]["image"] for name, spec in executors.items()
+              if "container" in spec}
+    # Every component except the two resolvers (run by the KFP backend) is a container.
+    assert len(images) == len(EXPECTED_TASKS) - 2
+    assert set(images.values()) == {IMAGE}
+
+
+def test_pusher_depends_on_the_evaluator_and_the_gate_on_the_validator(compiled):
+    _, _, document = compiled
+    tasks = _pipeline_spec(document)["root"]["dag"]["tasks"]
+    assert "Evaluator" in tasks["Pusher"]["dependentTasks"]
+    assert "ExampleValidator" in tasks["ValidationGate"]["dependentTasks"]
+    assert "ValidationGate" in tasks["Transform"]["dependentTasks"]
+
+
+def test_matches_golden(compiled):
+    target, path, document = compiled
+    golden_path = os.path.join(GOLDEN_DIR, os.path.basename(path))
+    normalized = _normalize(document)
+    if os.environ.get("DRGRAD_UPDATE_GOLDEN"):
+        os.makedirs(GOLDEN_DIR, exist_ok=True)
+        with open(golden_path, "w") as handle:
+            if golden_path.endswith(".json"):
+                json.dump(normalized, handle, indent=1, sort_keys=True)
+                handle.write("\n")
+            else:
+                import yaml
+                yaml.safe_dump(normalized, handle, sort_keys=True)
+    golden = kubeflow_v2_runner.load_compiled(golden_path)
+    assert normalized == golden, (f"{target} compile output differs from {golden_path}; "
+                                  "regenerate with DRGRAD_UPDATE_GOLDEN=1 if intended")
+
+
+@pytest.mark.parametrize("name", ["Drgrad", "drgrad_census", "-drgrad", "", "drgrad census"])
+def test_invalid_pipeline_names_are_rejected(name, tmp_path):
+    with pytest.raises(ValueError, match=r"\[a-z0-9\]\[a-z0-9-\]\*"):
+        kubeflow_v2_runner.compile_pipeline("kfp", str(tmp_path), pipeline_name=name)
+    assert not os.listdir(tmp_path)
+
+
+def test_unknown_target_and_bad_image_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="compile target"):
+        kubeflow_v2_runner.compile_pipeline("airflow", str(tmp_path))
+    with pytest.raises(ValueError, match="image"):
+        kubeflow_v2_runner.compile_pipeline("kfp", str(tmp_path), image="has space:latest")
