@@ -71,22 +71,26 @@ def percentiles(samples_s):
 
 
 def bench_in_process(paths, iterations):
+    """Variants are called round-robin, so load from other processes hits all of them alike."""
     import tensorflow as tf
 
+    signatures = {name: tf.saved_model.load(path).signatures["predict_raw"]
+                  for name, path in paths.items()}
     results = {}
-    for name, path in paths.items():
-        signature = tf.saved_model.load(path).signatures["predict_raw"]
-        for batch in (1, 512):
-            inputs = _columns(_rows(batch, seed=batch))
+    for batch in (1, 512):
+        inputs = _columns(_rows(batch, seed=batch))
+        for signature in signatures.values():
             for _ in range(20):
                 signature(**inputs)
-            # Interleave-free timing loop per variant; variants alternate by round below.
-            samples = []
-            for _ in range(iterations if batch == 1 else max(iterations // 4, 20)):
+        samples = {name: [] for name in signatures}
+        names = list(signatures)
+        for step in range(iterations if batch == 1 else max(iterations // 4, 20)):
+            for name in names[step % len(names):] + names[:step % len(names)]:
                 start = time.perf_counter()
-                signature(**inputs)
-                samples.append(time.perf_counter() - start)
-            results[f"{name}/batch{batch}"] = percentiles(samples)
+                signatures[name](**inputs)
+                samples[name].append(time.perf_counter() - start)
+        for name in names:
+            results[f"{name}/batch{batch}"] = percentiles(samples[name])
     return results
 
 

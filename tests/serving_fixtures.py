@@ -110,9 +110,13 @@ def in_process(model, transform, rows):
     return {t: v.numpy() for t, v in outputs.items()}
 
 
-@functools.lru_cache(maxsize=None)
 def tiny_export(seed=0):
     """Exports the tiny model once per session; returns (export_dir, model, transform)."""
+    return _tiny_export(int(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_export(seed):
     from serving.export import export_saved_model
 
     model, transform = build_tiny(seed)
