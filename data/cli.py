@@ -9,6 +9,8 @@ Nothing heavy is imported until a handler runs.
 """
 import argparse
 
+_MAX_SPANS_SHOWN = 10
+
 
 def _positive_int(text):
     try:
@@ -83,10 +85,24 @@ def _options(args):
 def _report(result):
     manifest = result["manifest"]
     print(f"wrote {manifest['dataset']} to {result['path']}")
-    for number, span in manifest["spans"].items():
+    spans = list(manifest["spans"].items())
+    shown = spans if len(spans) <= _MAX_SPANS_SHOWN else (
+        spans[:_MAX_SPANS_SHOWN - 2] + [None] + spans[-2:])
+    for entry in shown:
+        if entry is None:
+            print(f"  ... {len(spans) - _MAX_SPANS_SHOWN + 2} more spans ...")
+            continue
+        number, span = entry
         counts = ", ".join(f"{split} {rows:,}" for split, rows in span["rows"].items())
         date = f" ({span['date']})" if span["date"] else ""
         print(f"  span-{number}{date}: {counts}")
+    if len(spans) > 1:
+        totals = {}
+        for _, span in spans:
+            for split, rows in span["rows"].items():
+                totals[split] = totals.get(split, 0) + rows
+        print(f"  {len(spans)} spans, total: "
+              + ", ".join(f"{split} {rows:,}" for split, rows in totals.items()))
     print(f"  manifest: {result['path']}/manifest.json")
     return 0
 

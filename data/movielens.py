@@ -18,7 +18,9 @@ Protocol:
 * Time-based split: ratings sorted by (timestamp, user_id, item_id); the first 80 % are train,
   the next 10 % eval, the last 10 % test. Users and items first seen later map to id 0.
 * Daily spans (`daily`): one span per UTC calendar day of the rating timestamp, in date
-  order; inside a day a seeded 90/10 split (`RandomState(seed)`) gives train and eval.
+  order; inside a day a seeded 90/10 split (`RandomState(seed)`) gives train and eval (a day
+  whose every row drew eval keeps them in train; a tiny day can have an empty eval split: one of
+  the 213 days of ml-100k has a single rating).
 * `rows=N` keeps at most N rows per split (seeded sample, order kept).
 """
 import datetime
@@ -143,6 +145,8 @@ def daily(source=None, days: Optional[int] = None, seed: int = 0
         date = (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(day_number[start])))
         day = ratings.iloc[start:end][columns].reset_index(drop=True)
         is_eval = rng.uniform(size=len(day)) < DAILY_EVAL_FRACTION
+        if is_eval.all():  # Never leave a day without train rows (days of 1-2 ratings).
+            is_eval[:] = False
         result.append((date.isoformat(), {"train": day[~is_eval].reset_index(drop=True),
                                           "eval": day[is_eval].reset_index(drop=True)}))
     return result

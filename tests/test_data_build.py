@@ -25,8 +25,8 @@ def inferred_types(path):
         for row in reader:
             assert len(row) == len(header)
             for index, cell in enumerate(row):
-                widest[index] = max(widest[index],
-                                    csv_decoder._InferValueType(cell.encode()))  # pylint: disable=protected-access
+                kind = csv_decoder._InferValueType(cell.encode())  # pylint: disable=protected-access
+                widest[index] = max(widest[index], kind)
     return {name: _TYPE_NAMES[kind] for name, kind in zip(header, widest)}
 
 
@@ -119,7 +119,8 @@ def test_stream_days_by_hand():
                                         ("?", "string"), (str(2 ** 63), "string")])
 def test_csv_value_type_matches_tfx_bsl(text, kind):
     assert datasets.csv_value_type(text) == kind
-    assert _TYPE_NAMES[csv_decoder._InferValueType(text.encode())] == kind  # pylint: disable=protected-access
+    inferred = csv_decoder._InferValueType(text.encode())  # pylint: disable=protected-access
+    assert _TYPE_NAMES[inferred] == kind
 
 
 def test_check_frame_rejects_numeric_looking_strings():

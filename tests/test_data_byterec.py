@@ -1,5 +1,4 @@
 """Tests for data.byterec on the shared 1,000-row ICME 2019 sample (not shipped)."""
-import numpy as np
 import pytest
 
 from data import byterec, datasets

@@ -74,7 +74,8 @@ def test_daily_spans(source, tmp_path):
 def test_missing_source_and_bad_lines(tmp_path, source):
     with pytest.raises(ValueError, match="needs --source"):
         movielens.load(None)
-    with pytest.raises(FileNotFoundError, match=r"movielens-100k ratings file not found: .*u\.data"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"movielens-100k ratings file not found: .*u\.data"):
         movielens.load(tmp_path)
     for name in ("u.user", "u.item"):
         (tmp_path / name).write_bytes((source / name).read_bytes())

@@ -1,4 +1,4 @@
-"""Tests for data.preprocessing.FeaturePreprocessor and its Keras twin, with hand-computed values."""
+"""Tests for data.preprocessing.FeaturePreprocessor and its Keras twin (hand-computed values)."""
 import math
 
 import numpy as np
