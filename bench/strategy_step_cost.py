@@ -2,7 +2,8 @@
 
 The question users ask: what does each method cost per training step, next to DRGrad's? For
 each backbone, every strategy trains the same model shape on the same synthetic batch; the
-compiled train step (`train_on_batch`) is traced and warmed up, then timed. Reported: median
+compiled train step (`train_on_batch`) is traced and warmed up, then all strategies are timed
+round-robin (one step each per round). Reported: median
 milliseconds per step and the ratio to `equal_weight` on that backbone. DRGrad needs a split
 backbone; on the others it is reported as "n/a".
 
@@ -54,31 +55,44 @@ def _batch(args, np, tf):
     return features, labels
 
 
-def time_strategy(backbone, strategy, args, features, labels):
-    """Median seconds per compiled train step, or None if the pair is not applicable."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def build_models(backbone, strategies, args, labels):
+    """``{strategy: compiled model}`` (None where the pair is not applicable)."""
     from model import build_model  # pylint: disable=g-import-not-at-top
     from model.config import FeatureConfig  # pylint: disable=g-import-not-at-top
     config = FeatureConfig(categorical={f"cat_{i}": args.vocab for i in range(6)},
                            numeric=tuple(f"num_{i}" for i in range(8)),
                            personalization=("cat_0",), embedding_dim=16)
-    tasks = tuple(labels)
-    try:
-        model = build_model(config, tasks, backbone=backbone, strategy=strategy, seed=0)
-    except ValueError as error:
-        if strategy == "drgrad" and "split" in str(error):
-            return None
-        raise
-    for _ in range(args.warmup):
-        model.train_on_batch(features, labels)
-    times = []
+    models = {}
+    for strategy in strategies:
+        try:
+            models[strategy] = build_model(config, tuple(labels), backbone=backbone,
+                                           strategy=strategy, seed=0)
+        except ValueError as error:
+            if strategy == "drgrad" and "split" in str(error):
+                models[strategy] = None
+                continue
+            raise
+    return models
+
+
+def time_models(models, args, features, labels):
+    """Median seconds per compiled train step of each model, timed round-robin.
+
+    Interleaving (one step of each model per round) spreads machine-load drift over all
+    strategies instead of penalizing whichever happened to run during a busy spell.
+    """
+    live = {name: model for name, model in models.items() if model is not None}
+    for model in live.values():
+        for _ in range(args.warmup):
+            model.train_on_batch(features, labels)
+    times = {name: [] for name in live}
     for _ in range(args.steps):
-        start = time.perf_counter()
-        model.train_on_batch(features, labels)
-        times.append(time.perf_counter() - start)
-    del model
-    tf.keras.backend.clear_session()
-    return statistics.median(times)
+        for name, model in live.items():
+            start = time.perf_counter()
+            model.train_on_batch(features, labels)
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]) if name in times else None)
+            for name in models}
 
 
 def main(argv=None):
@@ -94,9 +108,9 @@ def main(argv=None):
           f"tf={tf.__version__}")
     results = {}
     for backbone in [b for b in args.backbones.split(",") if b]:
-        row = {}
-        for strategy in strategies:
-            row[strategy] = time_strategy(backbone, strategy, args, features, labels)
+        row = time_models(build_models(backbone, strategies, args, labels), args, features,
+                          labels)
+        tf.keras.backend.clear_session()
         results[backbone] = row
         base = row["equal_weight"]
         print(f"\n{backbone}\n{'strategy':<14}{'ms/step':>10}{'x equal_weight':>16}")
