@@ -72,8 +72,16 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
         raise FileExistsError(f"{out_dir} already holds a finished run (metrics.json); "
                               "choose another --out")
 
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     import pandas as pd  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    from model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
+    from model.strategies import get_strategy_class  # pylint: disable=g-import-not-at-top
+    # Unknown names fail here, before any data is read.
+    get_backbone_class(backbone or PRESETS.get(preset, {}).get("backbone", DEFAULT_BACKBONE))
+    get_strategy_class(strategy or PRESETS.get(preset, {}).get("strategy", DEFAULT_STRATEGY))
 
     import data  # pylint: disable=g-import-not-at-top
     from data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top

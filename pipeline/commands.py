@@ -75,6 +75,9 @@ def register(subparsers):
                           "<root>/data")
     run.add_argument("--no-cache", action="store_true",
                      help="re-execute every component even if its inputs did not change")
+    run.add_argument("--warm-start", action="store_true",
+                     help="start training from the latest blessed model's weights when it has "
+                          "the same model config")
     run.add_argument("--beam-workers", type=int, default=1,
                      help="DirectRunner workers: 1 = in_memory, N > 1 = multi_processing, "
                           "0 = one per CPU")
@@ -140,7 +143,8 @@ def _run(args):
     beam_args = configs.beam_pipeline_args("direct", direct_running_mode=mode,
                                            direct_num_workers=args.beam_workers)
     paths = local_runner.run(data_root, root, spec.name, beam_pipeline_args=beam_args,
-                             enable_cache=not args.no_cache, **_model_kwargs(args))
+                             enable_cache=not args.no_cache, warm_start=args.warm_start,
+                             **_model_kwargs(args))
     outputs = local_runner.latest_outputs(paths)
     if outputs["evaluation"]:
         for task, metrics in sorted(evaluation.read_metrics(outputs["evaluation"]).items()):

@@ -116,8 +116,8 @@ def beam_pipeline_args(runner: str = "direct", *,
                 "--experiments=use_runner_v2",
                 f"--sdk_container_image={image or DEFAULT_IMAGE}"]
     if not master:
-        raise ValueError(f"the {runner} runner needs a master URL (e.g. "
-                         f"{'http://localhost:8081' if runner == 'flink' else 'http://localhost:6066'})")
+        example = "http://localhost:8081" if runner == "flink" else "http://localhost:6066"
+        raise ValueError(f"the {runner} runner needs a master URL (e.g. {example})")
     portable = ["--environment_type=LOOPBACK",
                 "--experiments=use_loopback_process_worker=True",
                 f"--sdk_worker_parallelism={parallelism}",
@@ -126,7 +126,8 @@ def beam_pipeline_args(runner: str = "direct", *,
     if runner == "flink":
         return ["--runner=FlinkRunner", f"--flink_master={master}", "--flink_submit_uber_jar",
                 f"--parallelism={parallelism}"] + portable
-    return ["--runner=SparkRunner", f"--spark_rest_url={master}", "--spark_submit_uber_jar"] + portable
+    return ["--runner=SparkRunner", f"--spark_rest_url={master}",
+            "--spark_submit_uber_jar"] + portable
 
 
 def direct_beam_args_by_workers(workers: int) -> List[str]:

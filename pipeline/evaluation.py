@@ -19,14 +19,13 @@ from pipeline import configs
 METRICS = ("AUC", "ExampleCount", "BinaryCrossentropy", "MeanPrediction", "MeanLabel")
 
 
-def _per_task(value, tasks, name) -> Dict[str, float]:
+def _per_task(value, tasks, name, default) -> Dict[str, float]:
+    """One value per task from a number or a `{task: value}` mapping (others get `default`)."""
     if isinstance(value, Mapping):
-        missing = sorted(set(tasks) - set(value))
-        extra = sorted(set(value) - set(tasks))
-        if missing or extra:
-            raise ValueError(f"{name} must give every task exactly; missing {missing}, "
-                             f"unknown {extra}")
-        values = {task: value[task] for task in tasks}
+        unknown = sorted(set(value) - set(tasks))
+        if unknown:
+            raise ValueError(f"{name} names unknown tasks {unknown}; tasks are {list(tasks)}")
+        values = {task: value.get(task, default) for task in tasks}
     else:
         values = {task: value for task in tasks}
     for task, number in values.items():
@@ -43,18 +42,19 @@ def make_eval_config(tasks: Sequence[str],
 
     Args:
       tasks: task names = the model's output names = the label columns.
-      min_auc: absolute AUC floor, one for all tasks or `{task: floor}`; in [0, 1.0001]
-        (a floor above 1 is an impossible threshold, useful to test the push gate).
-      max_auc_drop: largest tolerated AUC drop vs the blessed baseline, one value or per task;
-        >= 0.
+      min_auc: absolute AUC floor, one for all tasks or `{task: floor}` (tasks left out get
+        `configs.DEFAULT_MIN_AUC`); in [0, 1.0001] (a floor above 1 is an impossible
+        threshold, useful to test the push gate).
+      max_auc_drop: largest tolerated AUC drop vs the blessed baseline, one value or
+        `{task: drop}` (default `configs.DEFAULT_MAX_AUC_DROP`); >= 0.
     """
     import tensorflow_model_analysis as tfma
 
     if isinstance(tasks, str) or not tasks:
         raise ValueError(f"tasks must be a non-empty sequence of names, got {tasks!r}")
     tasks = list(tasks)
-    floors = _per_task(min_auc, tasks, "min_auc")
-    drops = _per_task(max_auc_drop, tasks, "max_auc_drop")
+    floors = _per_task(min_auc, tasks, "min_auc", configs.DEFAULT_MIN_AUC)
+    drops = _per_task(max_auc_drop, tasks, "max_auc_drop", configs.DEFAULT_MAX_AUC_DROP)
     for task in tasks:
         if not 0.0 <= floors[task] <= 1.0001:
             raise ValueError(f"min_auc[{task!r}] must be in [0, 1.0001], got {floors[task]}")

@@ -47,7 +47,8 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
     if not isinstance(image, str) or not image or any(c.isspace() for c in image):
         raise ValueError(f"image must be a container image name, got {image!r}")
     spec = get_spec(dataset)
-    name = pipeline_name or configs.default_pipeline_name(spec.name)
+    name = (pipeline_name if pipeline_name is not None
+            else configs.default_pipeline_name(spec.name))
     root = cloud_root.rstrip("/")
     schema_path = kwargs.pop("schema_path", _image_schema_path(spec.name))
     pipeline = create_pipeline(

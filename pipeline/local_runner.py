@@ -66,7 +66,7 @@ def build(data_root: str, root: str, dataset: str, pipeline_name: Optional[str] 
     paths = RunPaths(root=os.path.abspath(root), model_name=model_name or spec.name)
     os.makedirs(paths.root, exist_ok=True)
     pipeline = create_pipeline(
-        pipeline_name or configs.default_pipeline_name(spec.name),
+        pipeline_name if pipeline_name is not None else configs.default_pipeline_name(spec.name),
         paths.pipeline_root, os.path.abspath(data_root), paths.serving_model_dir,
         dataset=spec.name, metadata_connection_config=metadata_config(paths),
         beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
@@ -119,3 +119,21 @@ def latest_outputs(paths: RunPaths) -> Dict[str, Any]:
         if out["pushed"] and "pushed_destination" in props:
             out["pushed_destination"] = props["pushed_destination"].string_value
     return out
+
+
+def component_timings(paths: RunPaths) -> Dict[str, list]:
+    """`{node id: [(state name, seconds), ...]}` of every execution recorded in MLMD, oldest
+    first (cached executions take ~0 s)."""
+    import ml_metadata as mlmd
+
+    store = mlmd.MetadataStore(metadata_config(paths))
+    states = mlmd.proto.Execution.State
+    timings: Dict[str, list] = {}
+    for context in store.get_contexts_by_type("node"):
+        node = context.name.split(".", 1)[-1]
+        for execution in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id):
+            seconds = (execution.last_update_time_since_epoch
+                       - execution.create_time_since_epoch) / 1000.0
+            timings.setdefault(node, []).append(
+                (states.Name(execution.last_known_state), seconds))
+    return timings

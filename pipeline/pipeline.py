@@ -199,7 +199,8 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     components.append(example_validator)
     gate = ValidationGate(anomalies=example_validator.outputs["anomalies"],
-                          schema=schema_gen.outputs["schema"])
+                          schema=schema_gen.outputs["schema"],
+                          examples=example_gen.outputs["examples"])
     components.append(gate)
     validated_schema = gate.outputs["validated_schema"]
 

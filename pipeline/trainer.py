@@ -11,8 +11,8 @@
 4. refuses to export a model with a non-finite weight;
 5. exports through `serving.export.export_saved_model` (raw `tf.Example` in, the Transform
    layer tracked inside, `{task: probability}` out) to `fn_args.serving_model_dir`, with
-   `model_config.json` beside it and a Keras weight checkpoint under the model artifact for warm
-   starts.
+   `model_config.json` beside it and a Keras weight checkpoint under the model artifact, from
+   which the next run warm-starts when the pipeline passes it as `base_model`.
 
 This module is imported by the Trainer executor as `pipeline.trainer`, so the package
 `__init__` sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads there too.
@@ -137,6 +137,39 @@ def check_finite_weights(model):
                                      "the model is not exported")
 
 
+def warm_start(model, base_model_serving_dir, built, dataset) -> bool:
+    """Loads the weights of a previous model (`fn_args.base_model`) when it is the same network.
+
+    The previous model's `model_config.json` must equal this one's (same backbone, strategy,
+    vocabulary sizes...); otherwise the embeddings would not line up, so the model trains from
+    scratch and the reason is logged. Non-trainable state (DRGrad's μ/σ) is restored with the
+    weights. Returns True when the weights were loaded.
+    """
+    import tensorflow as tf
+    from absl import logging
+
+    if not base_model_serving_dir:
+        return False
+    config_path = os.path.join(base_model_serving_dir, MODEL_CONFIG_FILE)
+    checkpoint = os.path.join(os.path.dirname(base_model_serving_dir.rstrip("/")),
+                              CHECKPOINT_DIR, CHECKPOINT_PREFIX)
+    if not tf.io.gfile.exists(config_path) or not tf.io.gfile.exists(checkpoint + ".index"):
+        logging.warning("base model %s has no model_config.json / checkpoint; training from "
+                        "scratch", base_model_serving_dir)
+        return False
+    with tf.io.gfile.GFile(config_path) as handle:
+        previous = json.loads(handle.read())
+    if previous != json.loads(built.to_json()):
+        logging.warning("base model %s has a different model config (e.g. vocabulary sizes); "
+                        "training from scratch", base_model_serving_dir)
+        return False
+    features, _ = next(iter(dataset.take(1)))
+    model(features, training=False)  # create the variables, then restore them
+    model.load_weights(checkpoint).assert_existing_objects_matched()
+    logging.info("warm start from %s", checkpoint)
+    return True
+
+
 def run_fn(fn_args):
     """TFX Trainer entry point (module docstring)."""
     import tensorflow as tf
@@ -161,6 +194,7 @@ def run_fn(fn_args):
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, features,
                           tasks, config["batch_size"],
                           num_epochs=None if fn_args.eval_steps else 1, shuffle=False)
+    warm_start(model, fn_args.base_model, built, train)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                 update_freq="epoch"),
                  tf.keras.callbacks.TerminateOnNaN()]

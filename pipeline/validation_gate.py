@@ -13,7 +13,7 @@ carried by data (MLMD lineage shows which validation admitted a model) and holds
 orchestrator, without experimental task-only dependencies.
 """
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -71,7 +71,11 @@ class Executor(base_executor.BaseExecutor):
         ignored = exec_properties.get("ignored_splits") or ""
         found = read_anomalies(anomalies, ignored_splits=tuple(filter(None, ignored.split(","))))
         if found:
-            span = anomalies.span if anomalies.has_property("span") else "?"
+            span = "?"
+            if input_dict.get("examples"):
+                span = ", ".join(str(e.span) for e in input_dict["examples"])
+            elif anomalies.has_property("span"):
+                span = anomalies.span
             lines = [f"  [{split}] {problem}" for split, problems in sorted(found.items())
                      for problem in problems]
             raise DataValidationError(
@@ -94,6 +98,7 @@ class ValidationGateSpec(ComponentSpec):
 
     PARAMETERS = {"ignored_splits": ExecutionParameter(type=str, optional=True)}
     INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
         "schema": ChannelParameter(type=standard_artifacts.Schema),
     }
@@ -105,6 +110,8 @@ class ValidationGate(base_component.BaseComponent):
 
     Args:
       anomalies: channel of `ExampleAnomalies` (`ExampleValidator.outputs['anomalies']`).
+      examples: optional channel of the validated `Examples`: their span is named in the
+        error, and MLMD records which examples each gate execution admitted.
       schema: channel of the `Schema` used by that ExampleValidator.
       ignored_splits: split names whose anomalies do not stop the pipeline.
     """
@@ -113,11 +120,11 @@ class ValidationGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, anomalies: types.BaseChannel, schema: types.BaseChannel,
-                 ignored_splits=()):
+                 examples: Optional[types.BaseChannel] = None, ignored_splits=()):
         if isinstance(ignored_splits, str):
             raise TypeError("ignored_splits must be a sequence of split names, not a string")
         validated_schema = types.Channel(type=standard_artifacts.Schema)
         super().__init__(spec=ValidationGateSpec(
-            anomalies=anomalies, schema=schema,
+            anomalies=anomalies, schema=schema, examples=examples,
             ignored_splits=",".join(ignored_splits) or None,
             validated_schema=validated_schema))

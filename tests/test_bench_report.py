@@ -169,3 +169,16 @@ def test_every_preset_is_well_formed():
     for name, cells in presets.GRIDS.items():
         assert len({c.name for c in cells}) == len(cells), name
         assert any(c.role == "ours" for c in cells), name
+
+
+def test_table2_layout(tmp_path):
+    rows = [{"cell": cell, "seed": 0, "cos": cos, "status": "ok", "role": role, "paper": key,
+             "test_label1": 0.9, "test_label2": 0.8, "val_label1": 0.9, "val_label2": 0.8,
+             "run_dir": str(tmp_path)}
+            for cos in (0.5, -0.5)
+            for cell, role, key in (("mmoe", "baseline", "mmoe"), ("drgrad", "ours", "drgrad"))]
+    text = report.render(rows, ["label1", "label2"], "synthetic")
+    assert ("| task | cooperate (cos +0.5): mmoe | cooperate (cos +0.5): drgrad | "
+            "conflict (cos -0.5): mmoe | conflict (cos -0.5): drgrad |") in text
+    assert "| label1 | 0.9000 (0.9521) | 0.9000 (0.9710) | 0.9000 (0.8735) | 0.9000 (0.9212) |" \
+        in text

@@ -1,5 +1,4 @@
 """`drgrad bench`: the benchmark harness (model/bench/harness.py). Nothing heavy at import."""
-import sys
 
 DATASETS = ("census", "synthetic", "movielens")
 
@@ -58,9 +57,33 @@ def register(subparsers):
     parser.add_argument("--log-every", type=_positive_int, default=10,
                         help="log router statistics every N steps")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: report the finished runs of the grid, the others "
+                             "as 'not run' (a benchmark still in progress)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite report.md and figures from DIR/results.csv; train nothing")
     parser.set_defaults(func=_bench)
+
+
+def command_line(args):
+    """The ``drgrad bench ...`` command that reproduces ``args`` (for report.md)."""
+    import shlex  # pylint: disable=g-import-not-at-top
+    argv = ["drgrad", "bench", "--dataset", args.dataset, "--grid", args.grid,
+            "--seeds", str(args.seeds), "--epochs", str(args.epochs),
+            "--patience", str(args.patience), "--out", args.out]
+    for flag, value, default in (("--rows", args.rows, None), ("--cos", args.cos, None),
+                                 ("--batch-size", args.batch_size, 1024),
+                                 ("--source", args.source, None),
+                                 ("--log-every", args.log_every, 10)):
+        if value == default:
+            continue
+        if flag == "--cos":
+            argv.append(f"--cos={value}")     # "=" keeps a leading minus from reading as a flag
+        else:
+            argv += [flag, str(value)]
+    if args.dataset == "synthetic" and args.generator != "angle":
+        argv += ["--generator", args.generator]
+    return shlex.join(argv)
 
 
 def _bench(args):
@@ -73,10 +96,15 @@ def _bench(args):
     if args.report_only:
         import data  # pylint: disable=g-import-not-at-top
         import os  # pylint: disable=g-import-not-at-top
-        results = harness.read_results(os.path.join(args.out, "results.csv"))
-        harness.finish(args.out, args.dataset, list(data.get_spec(args.dataset).tasks), results,
-                       command=" ".join(["drgrad"] + sys.argv[1:]), epochs=args.epochs,
+        if not os.path.isfile(os.path.join(args.out, "results.csv")):
+            raise FileNotFoundError(f"{args.out}/results.csv not found: nothing to report")
+        tasks = list(data.get_spec(args.dataset).tasks)
+        harness.refresh_derived(args.out, tasks)
+        harness.finish(args.out, args.dataset, tasks,
+                       command=command_line(args), epochs=args.epochs,
+                       batch_size=args.batch_size,
                        patience=args.patience, seeds=args.seeds, rows=args.rows,
+                       generator=args.generator if args.dataset == "synthetic" else None,
                        plots=not args.no_plots)
         print(f"wrote {args.out}/report.md")
         return 0
@@ -84,6 +112,7 @@ def _bench(args):
                       patience=args.patience, rows=args.rows, cos_values=cos,
                       generator=args.generator, source=args.source,
                       batch_size=args.batch_size, log_every=args.log_every,
-                      command=" ".join(["drgrad"] + sys.argv[1:]), plots=not args.no_plots)
+                      command=command_line(args), plots=not args.no_plots,
+                      train_missing=not args.no_train)
     print(f"wrote {args.out}/results.csv, report.md, figures/")
     return 0

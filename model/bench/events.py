@@ -47,12 +47,14 @@ def step_stats(run_dir):
 
 
 def epoch_val_auc(run_dir, tasks):
-    """``{task: float64 [epochs]}`` validation AUC after each epoch (NaN where missing)."""
+    """``{task: float64 [epochs]}`` validation AUC after each epoch (NaN where missing); every
+    curve has the length of the longest validation log."""
     scalars = read_scalars(os.path.join(run_dir, "logs", "validation"))
+    epochs = max((int(max(steps)) + 1 for steps, _, _ in scalars.values() if len(steps)),
+                 default=0)
     out = {}
     for task in tasks:
         steps, values, _ = scalars.get(f"epoch_{task}_auc_exact", ((), (), ()))
-        epochs = int(max(steps) + 1) if len(steps) else 0
         curve = np.full(epochs, np.nan)
         for step, value in zip(steps, values):
             curve[int(step)] = value

@@ -28,6 +28,8 @@ import sys
 import time
 import traceback
 
+import numpy as np
+
 from model.bench import events, report
 from model.bench.presets import parse_grid
 
@@ -91,6 +93,21 @@ def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, b
             raise ValueError(f"duplicate cos values: {list(cos_values)}")
 
 
+def _check_cells(cells, tasks):
+    """Raises ValueError before any training if a cell names an unknown backbone or strategy,
+    gives its strategy bad arguments, or trains a task the dataset does not have."""
+    from model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
+    from model.strategies import get_strategy  # pylint: disable=g-import-not-at-top
+    for cell in cells:
+        cell.task_weights(tasks)
+        backbone, strategy, strategy_args = cell.resolved()
+        try:
+            get_backbone_class(backbone)
+            get_strategy(strategy, **strategy_args)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"cell {cell.name!r}: {error}") from None
+
+
 def _mu_saturation_step(stats):
     """First logged step where μ′ ≥ 0.99 or ≤ 0.01 (the literal updater's runaway), or None."""
     if "mu_dedicated" not in stats:
@@ -121,9 +138,32 @@ def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks):
     row["step_ms"] = round(events.mean_step_ms(run_dir), 3)
     mu = metrics.get("mu")
     row["mu_final"] = float(mu[0]) if mu else ""
-    saturation = _mu_saturation_step(events.step_stats(run_dir)) if mu else None
+    stats = events.step_stats(run_dir)
+    saturation = _mu_saturation_step(stats) if mu else None
     row["mu_saturation_step"] = "" if saturation is None else saturation
+    row.update(router_dynamics(stats))
     return row
+
+
+def router_dynamics(stats):
+    """Summary of the logged router statistics of one run (empty values without a router):
+
+    * ``xi1_negative_share``: share of logged steps with ξ1 = cos(g1′, g_aux) < 0 (first
+      auxiliary task), the steps where the literal router amplifies g1″ into T1′;
+    * ``shared_norm_ratio_end``: median ‖g1″‖ / ‖g1′‖ over the last 20 % of logged steps
+      (≈ 0 when the literal updater has starved T1″).
+    """
+    out = {"xi1_negative_share": "", "shared_norm_ratio_end": ""}
+    xi1 = sorted(name for name in stats if name.startswith("xi1/"))
+    if xi1:
+        values = stats[xi1[0]][1]
+        out["xi1_negative_share"] = round(float(np.mean(values < 0)), 4)
+    if "norm_shared" in stats and "norm_dedicated" in stats:
+        shared, dedicated = stats["norm_shared"][1], stats["norm_dedicated"][1]
+        tail = max(1, len(shared) // 5)
+        ratio = shared[-tail:] / np.maximum(dedicated[-tail:], 1e-12)
+        out["shared_norm_ratio_end"] = round(float(np.median(ratio)), 6)
+    return out
 
 
 def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
@@ -144,7 +184,8 @@ def result_columns(tasks):
     return (["cell", "seed", "cos", "status", "role"] + [f"test_{t}" for t in tasks]
             + [f"val_{t}" for t in tasks]
             + ["best_epoch", "epochs", "train_seconds", "step_ms", "mu_final",
-               "mu_saturation_step", "skipped_steps", "backbone", "strategy", "strategy_args",
+               "mu_saturation_step", "xi1_negative_share", "shared_norm_ratio_end",
+               "skipped_steps", "backbone", "strategy", "strategy_args",
                "backbone_args", "paper", "single_task", "run_dir", "error"])
 
 
@@ -184,8 +225,12 @@ def read_results(path):
 
 def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos_values=None,
               generator="angle", source=None, batch_size=1024, log_every=10, command=None,
-              plots=True, verbose=True):
-    """Runs the benchmark (see the module docstring); returns the result rows."""
+              plots=True, verbose=True, train_missing=True):
+    """Runs the benchmark (see the module docstring); returns the result rows.
+
+    With ``train_missing=False`` nothing is trained: finished runs are read back and the others
+    are reported as "not run" (a report of a benchmark still in progress).
+    """
     _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size)
     cells = parse_grid(grid) if isinstance(grid, str) else tuple(grid)
     if not cells:
@@ -193,8 +238,7 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     import data  # pylint: disable=g-import-not-at-top
     spec = data.get_spec(dataset)
     tasks = list(spec.tasks)
-    for cell in cells:
-        cell.task_weights(tasks)      # checks single-task indices before any training
+    _check_cells(cells, tasks)
     has_personalization = any(spec.personalization.get(k) for k in ("user", "item", "author"))
     synthetic = DATASET_NAMES[dataset] == "synthetic"
     if synthetic and cos_values is None:
@@ -224,12 +268,22 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
                 "w/o-PPNet cell", tasks))
             continue
         metrics_path = os.path.join(run_dir, "metrics.json")
+        lock = None
         try:
             if os.path.isfile(metrics_path):
                 with open(metrics_path) as f:
                     metrics = json.load(f)
                 how = "reused"
+            elif not train_missing:
+                results.append(_failed_row(cell, seed, cos, run_dir, "not run",
+                                           "no finished run (--no-train)", tasks))
+                continue
             else:
+                lock = _acquire(run_dir)
+                if lock is None:
+                    results.append(_failed_row(cell, seed, cos, run_dir, "running",
+                                               "being trained by another process", tasks))
+                    continue
                 if os.path.isdir(run_dir):   # an interrupted run: start it again
                     shutil.rmtree(run_dir)
                 os.makedirs(os.path.dirname(run_dir), exist_ok=True)
@@ -251,6 +305,8 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
             if verbose:
                 traceback.print_exc()
         finally:
+            if lock is not None:
+                os.remove(lock)
             _clear_session()
         results.append(row)
         write_results(results_path, _ordered(results, cells), tasks)
@@ -261,10 +317,35 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     results = _ordered(results, cells)
     write_results(results_path, results, tasks)
     wall = time.time() - started
-    finish(out, dataset, tasks, results, wall=wall, command=command, epochs=epochs,
+    finish(out, dataset, tasks, wall=wall, command=command, epochs=epochs,
            patience=patience, seeds=seeds, rows=rows, generator=generator if synthetic else None,
-           plots=plots)
+           batch_size=batch_size, plots=plots)
     return results
+
+
+def _acquire(run_dir):
+    """Creates ``<run_dir>.lock`` holding this process id; None if a live process holds it
+    (two benchmarks sharing an --out never train the same run twice)."""
+    path = run_dir.rstrip(os.sep) + ".lock"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or 0)
+                os.kill(pid, 0)
+                return None              # held by a live process
+            except (ValueError, ProcessLookupError):
+                os.remove(path)          # stale lock of a dead process
+                continue
+            except PermissionError:
+                return None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return path
+    return None
 
 
 def _ordered(results, cells):
@@ -279,13 +360,14 @@ def _clear_session():
     tf.keras.backend.clear_session()
 
 
-def header_lines(dataset, seeds, epochs, patience, rows, generator, wall, command):
+def header_lines(dataset, seeds, epochs, patience, rows, generator, wall, command,
+                 batch_size=1024):
     lines = [f"- command: `{command}`" if command else None,
              f"- hardware: {platform.machine()}, {os.cpu_count()} CPU cores "
              f"({platform.processor() or platform.platform()}); Python "
              f"{sys.version.split()[0]}",
              f"- protocol: {seeds} seed(s), at most {epochs} epoch(s), early stopping on "
-             f"validation mean AUC (patience {patience}), Adam 1e-3, batch 1024, test "
+             f"validation mean AUC (patience {patience}), Adam 1e-3, batch {batch_size}, test "
              f"evaluated once per run",
              f"- rows per split: {rows if rows else 'all'}"
              + (f"; generator: {generator}" if generator else ""),
@@ -293,9 +375,30 @@ def header_lines(dataset, seeds, epochs, patience, rows, generator, wall, comman
     return [line for line in lines if line]
 
 
-def finish(out, dataset, tasks, results, wall=None, command=None, epochs=None, patience=None,
-           seeds=None, rows=None, generator=None, plots=True):
-    """Writes report.md and the figures from result rows."""
+def refresh_derived(out, tasks):
+    """Recomputes the columns derived from the run logs (step_ms, μ saturation, router
+    dynamics) of every finished row of ``out/results.csv`` whose run directory still exists,
+    and rewrites the CSV (for results written by an older harness)."""
+    path = os.path.join(out, "results.csv")
+    rows = read_results(path)
+    for row in rows:
+        run_dir = row.get("run_dir")
+        if row.get("status") != "ok" or not run_dir or not os.path.isdir(run_dir):
+            continue
+        stats = events.step_stats(run_dir)
+        row["step_ms"] = round(events.mean_step_ms(run_dir), 3)
+        if row.get("mu_final") is not None:
+            saturation = _mu_saturation_step(stats)
+            row["mu_saturation_step"] = "" if saturation is None else saturation
+        row.update(router_dynamics(stats))
+    write_results(path, rows, tasks)
+    return rows
+
+
+def finish(out, dataset, tasks, wall=None, command=None, epochs=None, patience=None,
+           seeds=None, rows=None, generator=None, batch_size=1024, plots=True):
+    """Writes report.md and the figures from ``out/results.csv`` (read back from the file, so
+    the report shows exactly the CSV's numbers); returns the report text."""
     from model.bench import plots as plotting  # pylint: disable=g-import-not-at-top
     results = read_results(os.path.join(out, "results.csv"))
     figures = []
@@ -309,7 +412,7 @@ def finish(out, dataset, tasks, results, wall=None, command=None, epochs=None, p
     notes += _mu_notes(results)
     text = report.render(results, tasks, dataset,
                          header_lines=header_lines(dataset, seeds, epochs, patience, rows,
-                                                   generator, wall, command),
+                                                   generator, wall, command, batch_size),
                          notes=notes)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
@@ -323,13 +426,16 @@ def _mu_notes(results):
         if row.get("status") != "ok" or row.get("mu_final") is None:
             continue
         if not lines:
-            lines = ["## μ′ (updater) dynamics", "",
-                     "| method | seed | cos | μ′ final | first step with μ′ ≥ 0.99 or ≤ 0.01 |",
-                     "|---|---|---|---|---|"]
+            lines = ["## μ′ (updater) and router dynamics", "",
+                     "| method | seed | cos | μ′ final | first step with μ′ ≥ 0.99 or ≤ 0.01 "
+                     "| share of steps with ξ1 < 0 | ‖g1″‖/‖g1′‖, last 20 % of steps |",
+                     "|---|---|---|---|---|---|---|"]
         sat = row.get("mu_saturation_step")
         lines.append(f"| {row['cell']} | {row['seed']} | "
                      f"{'—' if row.get('cos') is None else format(row['cos'], '+.2f')} | "
-                     f"{row['mu_final']:.4f} | {'never' if sat in (None, '') else sat} |")
+                     f"{row['mu_final']:.4f} | {'never' if sat in (None, '') else sat} | "
+                     f"{row.get('xi1_negative_share') or '—'} | "
+                     f"{row.get('shared_norm_ratio_end') or '—'} |")
     if lines:
         lines.append("")
         lines.append("(steps are logged every `log_every` steps, so the saturation step is "
@@ -338,4 +444,5 @@ def _mu_notes(results):
     return lines
 
 
-__all__ = ["run_bench", "finish", "read_results", "write_results", "run_dir_for"]
+__all__ = ["run_bench", "finish", "refresh_derived", "read_results", "write_results",
+           "run_dir_for", "router_dynamics"]

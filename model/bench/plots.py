@@ -103,10 +103,7 @@ def gradient_figure(path, stats_by_cell, tasks, title):
                 ax.plot(steps, _smooth(values), lw=1, label=name)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("step")
-        if not stat.startswith("norm_ratio"):
-            ax.axhline(0.0, color="k", lw=0.5)
-        else:
-            ax.set_yscale("log")
+        ax.axhline(1.0 if stat.startswith("norm_ratio") else 0.0, color="k", lw=0.5)
         ax.grid(alpha=0.3)
     for p in range(len(panels), rows * columns):
         axes[p // columns, p % columns].axis("off")

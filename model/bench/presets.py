@@ -116,14 +116,16 @@ class Cell:
 
 
 def _infer_role(strategy, strategy_args):
-    if strategy == "drgrad" and strategy_args.get("router", True) is not False:
-        return "ours"
-    if strategy == "drgrad" and strategy_args.get("updater", "literal") != "none":
-        return "ours"
-    return "baseline"
+    """DRGrad with neither router nor updater is plain Split-MMoE: a baseline."""
+    if strategy != "drgrad":
+        return "baseline"
+    plain = (strategy_args.get("router", True) is False
+             and strategy_args.get("updater", "literal") == "none")
+    return "baseline" if plain else "ours"
 
 
 def _infer_paper(backbone, strategy, strategy_args):
+    """Key of the paper's reference row for a cell (`model.bench.paper`)."""
     if strategy == "drgrad":
         return "drgrad" if _infer_role(strategy, strategy_args) == "ours" else backbone
     if strategy == "equal_weight":
@@ -132,13 +134,11 @@ def _infer_paper(backbone, strategy, strategy_args):
 
 
 def _model_preset_cell(name):
-    backbone, strategy, args = MODEL_PRESETS[name]["backbone"], MODEL_PRESETS[name]["strategy"], \
-        MODEL_PRESETS[name]["strategy_args"]
-    paper = {"mmoe": "mmoe", "split_mmoe": "split_mmoe", "drgrad": "drgrad",
-             "split_mmoe_router": "split_mmoe_router",
-             "drgrad_no_ppnet": "drgrad_no_ppnet"}[name]
-    return Cell(name, model_preset=name, role=_infer_role(strategy, args), paper=paper,
-                needs_personalization=MODEL_PRESETS[name]["ppnet"])
+    """A cell for a `model.config.PRESETS` entry (its paper key is its name)."""
+    preset = MODEL_PRESETS[name]
+    return Cell(name, model_preset=name, role=_infer_role(preset["strategy"],
+                                                          preset["strategy_args"]),
+                paper=name, needs_personalization=preset["ppnet"])
 
 
 def parse_cell(text):
@@ -277,6 +277,14 @@ GRIDS: Dict[str, Tuple[Cell, ...]] = {
         _drgrad("gamma=0.5", gamma=0.5),
         _drgrad("gamma=2", gamma=2.0),
         _drgrad("router_only", updater="none"),
+    ),
+    # Routing at the representations v1 / vs (issue 9); needs the model core's
+    # variant="upstream" (until then the harness rejects this grid up front).
+    "upstream": (
+        _split_mmoe(),
+        _drgrad("drgrad"),
+        _drgrad("router=upstream", variant="upstream"),
+        _drgrad("router=upstream,updater=ema", variant="upstream", updater="ema"),
     ),
 }
 

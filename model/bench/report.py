@@ -13,11 +13,6 @@ import numpy as np
 
 from model.bench import paper
 
-RESULT_COLUMNS = ("cell", "seed", "cos", "status", "role", "backbone", "strategy",
-                  "strategy_args", "backbone_args", "paper", "best_epoch", "epochs",
-                  "train_seconds", "step_ms", "mu_final", "mu_saturation_step",
-                  "skipped_steps", "run_dir", "error")
-
 
 def fmt(value, digits=4):
     """Fixed-point text of a number; "—" for None / NaN."""
@@ -139,7 +134,9 @@ def _best_baseline(summary, task, exclude):
 
 def _single_task_cell(summary, cells, index):
     for name, entry in summary.items():
-        if entry["role"] == "single_task" and int(cells[name][0].get("single_task", -1)) == index:
+        index_text = cells[name][0].get("single_task")
+        if entry["role"] == "single_task" and index_text not in (None, "") and int(
+                index_text) == index:
             return name
     return None
 
@@ -156,7 +153,7 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
     lines.append("")
     lines.append("Test AUC is mean ± sample std over seeds; Δ vs MMoE is the difference of "
                  "means; p is the two-sided paired t-test (scipy.stats.ttest_rel, pairs by "
-                 "seed) against the best baseline on that task (named in the last table); "
+                 "seed) against the best baseline on that task (named under each table); "
                  "'paper' is the DRGrad paper's own number for that row, for reference only.")
     lines.append("")
     for cos, summary in summaries.items():
@@ -177,7 +174,7 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
                 mean, std = entry["test"][task]
                 cols += [f"{fmt(mean)} ± {fmt(std)}", _signed(entry["delta_mmoe"][task]),
                          fmt_p(entry["p_best"][task]),
-                         fmt(ref[0][k]) if ref is not None and k < len(ref[0]) else "—"]
+                         _paper_text(ref, k, dataset)]
             if "Δ " + tasks[0] + " vs single-task" in head:
                 cols += [_signed(entry["delta_single"][t]) for t in tasks]
             cols += [fmt(entry["val_mean"]), fmt(entry["best_epoch"], 1),
@@ -198,6 +195,8 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
         lines += _selection(summary)
     if len(summaries) > 1:
         lines += _sweep_table(summaries, tasks)
+    if dataset == "synthetic":
+        lines += _table2(summaries, tasks)
     failed = [r for r in rows if r.get("status") not in ("ok",)]
     if failed:
         lines += ["## Not run or failed", ""]
@@ -207,6 +206,17 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
         lines.append("")
     lines += list(notes)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _paper_text(ref, k, dataset):
+    """The paper's number for task ``k``; marked "(T5, industry)" when it comes from Table 5
+    (printed for the industrial data set only) instead of the dataset's own table."""
+    if ref is None or k >= len(ref[0]):
+        return "—"
+    text = fmt(ref[0][k])
+    if ref[1].startswith("Table 5") and dataset != "industry":
+        text += " (T5, industry)"
+    return text
 
 
 def _signed(value, digits=4):
@@ -224,6 +234,34 @@ def _selection(summary):
     value, name = max(ours)
     return [f"Selected on validation only (highest mean validation AUC among the DRGrad cells): "
             f"**{name}** ({fmt(value)}); its test AUC above is its single test evaluation.", ""]
+
+
+def _table2(summaries, tasks):
+    """The paper's Table 2 layout: tasks as rows; MMoE, Split-MMoE and DRGrad at cos θ = 0.5
+    ("cooperate") and −0.5 ("conflict") as columns, the paper's value in parentheses."""
+    columns = []
+    for cos, regime in paper.TABLE2_COS.items():
+        summary = summaries.get(cos)
+        if summary is None:
+            continue
+        for key in ("mmoe", "split_mmoe", "drgrad"):
+            name = next((n for n, e in summary.items() if e["paper"] == key), None)
+            if name is not None:
+                columns.append((cos, regime, key, name))
+    if not columns:
+        return []
+    lines = ["## Table 2 layout (test AUC, the paper's value in parentheses)", "",
+             "| task | " + " | ".join(f"{regime} (cos {cos:+.1f}): {name}"
+                                     for cos, regime, _, name in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for k, task in enumerate(tasks):
+        cols = []
+        for cos, regime, key, name in columns:
+            mean = summaries[cos][name]["test"][task][0]
+            cols.append(f"{fmt(mean)} ({fmt(paper.TABLE2[regime][key][k])})")
+        lines.append(f"| {task} | " + " | ".join(cols) + " |")
+    lines.append("")
+    return lines
 
 
 def _sweep_table(summaries, tasks):
