@@ -1,7 +1,7 @@
 """`run_bench`: trains every cell × seed (× cos θ) of a grid on one protocol and writes
 ``results.csv``, ``report.md`` and the figures.
 
-Protocol (the same for every cell): `model.train.train` — Adam, batch 1024, at most
+Protocol (the same for every cell): `model.train.train` — Adam 1e-3, batch 1024, at most
 ``epochs`` epochs, early stopping on the exact validation mean AUC with ``patience``, best
 weights restored, then ONE evaluation on the test split. The data seed is fixed (0) across
 cells and seeds, so seed ``s`` of every cell sees the same data split and the t-tests pair
@@ -15,8 +15,12 @@ Layout of ``out``::
     runs/<cos>/<cell>/seed-<s>/   the `drgrad train` run directory of each run
 
 A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
-benchmark resumes where it stopped. A run that raises is recorded with status "failed" and its
-error, and the benchmark goes on.
+benchmark resumes where it stopped; ``cell.json`` next to a cell's runs records its
+configuration and protocol, and a mismatch is refused before any training. Each run in
+progress holds ``<run>.lock`` (its process id), so several benchmark processes can share one
+``out`` and split the work. Bad cells (unknown backbone or strategy, bad strategy arguments)
+are refused up front; a run that still raises is recorded with status "failed" and its error,
+and the benchmark goes on.
 """
 import csv
 import json
