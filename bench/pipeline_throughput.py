@@ -22,9 +22,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-DATA_COMPONENTS = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                   "ValidationGate", "Transform"}
-
 
 def run_once(data_root, root, workers, full):
     from tfx import v1 as tfx
@@ -32,15 +29,8 @@ def run_once(data_root, root, workers, full):
     from pipeline import configs, local_runner
 
     pipeline, paths = local_runner.build(
-        data_root, root, "census", enable_cache=False,
+        data_root, root, "census", enable_cache=False, data_only=not full,
         beam_pipeline_args=configs.direct_beam_args_by_workers(workers))
-    if not full:
-        pipeline = tfx.dsl.Pipeline(
-            pipeline_name=pipeline.pipeline_info.pipeline_name,
-            pipeline_root=pipeline.pipeline_info.pipeline_root,
-            components=[c for c in pipeline.components if c.id in DATA_COMPONENTS],
-            metadata_connection_config=pipeline.metadata_connection_config,
-            beam_pipeline_args=pipeline.beam_pipeline_args)
     start = time.time()
     tfx.orchestration.LocalDagRunner().run(pipeline)
     total = time.time() - start

@@ -109,7 +109,8 @@ def create_pipeline(
         run_fn: str = configs.RUN_FN,
         metadata_connection_config=None,
         beam_pipeline_args: Optional[List[str]] = None,
-        enable_cache: bool = False):
+        enable_cache: bool = False,
+        data_only: bool = False):
     """Builds the TFX pipeline (module docstring).
 
     Args:
@@ -142,6 +143,8 @@ def create_pipeline(
       metadata_connection_config: MLMD connection (None on Kubeflow / Vertex).
       beam_pipeline_args: Beam arguments (`configs.beam_pipeline_args(...)`).
       enable_cache: reuse outputs of executions whose inputs did not change.
+      data_only: stop after Transform (ingestion, validation and preprocessing only; used by
+        bench/pipeline_throughput.py).
 
     Returns:
       A `tfx.dsl.Pipeline`.
@@ -211,6 +214,9 @@ def create_pipeline(
         # StatisticsGen already profiled the raw data; skip Transform's own pre/post stats.
         disable_statistics=True)
     components.append(transform)
+    if data_only:
+        return _pipeline(pipeline_name, pipeline_root, components, enable_cache,
+                         metadata_connection_config, beam_pipeline_args)
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -245,6 +251,14 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=serving_model_dir)))
     components.append(pusher)
+
+    return _pipeline(pipeline_name, pipeline_root, components, enable_cache,
+                     metadata_connection_config, beam_pipeline_args)
+
+
+def _pipeline(pipeline_name, pipeline_root, components, enable_cache,
+              metadata_connection_config, beam_pipeline_args):
+    from tfx import v1 as tfx
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

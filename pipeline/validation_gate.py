@@ -59,6 +59,13 @@ def read_anomalies(anomalies_artifact, ignored_splits=()) -> Dict[str, List[str]
     return found
 
 
+def _span(examples) -> int:
+    """An Examples artifact's span (TFX 1.16 ExampleGen records it as a custom property)."""
+    if examples.has_custom_property("span"):
+        return examples.get_int_custom_property("span")
+    return examples.span
+
+
 class Executor(base_executor.BaseExecutor):
     """Fails on anomalies; otherwise copies the schema to `validated_schema`."""
 
@@ -73,7 +80,7 @@ class Executor(base_executor.BaseExecutor):
         if found:
             span = "?"
             if input_dict.get("examples"):
-                span = ", ".join(str(e.span) for e in input_dict["examples"])
+                span = ", ".join(str(_span(e)) for e in input_dict["examples"])
             elif anomalies.has_property("span"):
                 span = anomalies.span
             lines = [f"  [{split}] {problem}" for split, problems in sorted(found.items())

@@ -17,6 +17,7 @@ Then the pushed model is checked against the in-process model on the same exampl
 Transform output deleted (the SavedModel must be hermetic).
 """
 import csv
+import json
 import os
 import shutil
 
@@ -188,7 +189,7 @@ def test_corrupted_span_is_flagged_and_stops_before_transform(runs):
     assert corrupt["serving"] == runs["impossible"]["serving"]
     store = mlmd.MetadataStore(local_runner.metadata_config(runs["paths"]))
     examples = max(store.get_artifacts_by_type("Examples"), key=lambda a: a.id)
-    assert examples.properties["span"].int_value == 2
+    assert examples.custom_properties["span"].int_value == 2
     gate_node = store.get_context_by_type_and_name("node",
                                                    "drgrad-census-income.ValidationGate")
     gate_runs = sorted(store.get_executions_by_context(gate_node.id), key=lambda e: e.id)
@@ -200,7 +201,6 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
     import tensorflow_transform as tft
 
     from model import build_model
-    from model.config import ModelConfig
     from pipeline import trainer
 
     paths = runs["paths"]
@@ -237,12 +237,17 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
         examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
                         .SerializeToString())
 
-    # In-process: Transform layer + the model rebuilt from its config and Keras checkpoint.
+    # In-process: Transform layer + the model rebuilt exactly as run_fn built it (from the
+    # Trainer's recorded custom_config and the Transform output) with its Keras checkpoint.
     model_dir = os.path.dirname(version_dir)
     trainer_root = os.path.join(paths.pipeline_root, "Trainer", "model")
     model_uri = os.path.join(trainer_root, os.listdir(trainer_root)[0])
-    config = ModelConfig.load(os.path.join(version_dir, trainer.MODEL_CONFIG_FILE))
-    model = build_model(**config.build_kwargs())
+    run_root = os.path.join(paths.pipeline_root, "Trainer", "model_run")
+    with open(os.path.join(run_root, os.listdir(run_root)[0], "trainer_config.json")) as f:
+        built = trainer.model_config(tft_output, json.load(f))
+    with open(os.path.join(version_dir, trainer.MODEL_CONFIG_FILE)) as f:
+        assert json.load(f) == json.loads(built.to_json())
+    model = build_model(**built.build_kwargs())
     transformed = tft_output.transform_features_layer()(dict(columns))
     model(transformed, training=False)
     model.load_weights(os.path.join(model_uri, trainer.CHECKPOINT_DIR,

@@ -77,7 +77,7 @@ def test_gate_names_the_span_of_the_validated_examples(tmp_path):
 
     anomalies = _anomalies_artifact(tmp_path, {"train": {"age": "bad"}}, span=0)
     examples = standard_artifacts.Examples()
-    examples.span = 7
+    examples.set_int_custom_property("span", 7)  # where TFX 1.16's ExampleGen records it
     schema, output = _schema_artifact(tmp_path)
     with pytest.raises(DataValidationError, match="data span 7 failed"):
         _run_gate(anomalies, schema, output, examples=[examples])
@@ -187,6 +187,9 @@ def test_dag_wiring_and_argument_checks(tmp_path):
     assert components["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
     first_run = component_ids(create_pipeline(*args, dataset="census", schema_path=None))
     assert "SchemaGen" in first_run and "ImportSchemaGen" not in first_run
+    data_only = component_ids(create_pipeline(*args, dataset="census", data_only=True))
+    assert set(data_only) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen",
+                              "ExampleValidator", "ValidationGate", "Transform"}
     warm = component_ids(create_pipeline(*args, dataset="census", warm_start=True))
     assert "base_model" in warm["Trainer"].inputs
     with pytest.raises(ValueError, match="train_steps"):
