@@ -7,7 +7,9 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /pipeline
+# The compiled pipelines read the curated schemas from /drgrad/data/schemas
+# (pipeline/configs.py IMAGE_SOURCE_ROOT), so the project lives at /drgrad.
+WORKDIR /drgrad
 COPY requirements.txt constraints.txt ./
 RUN python -m pip install --no-cache-dir "pip<25" "setuptools<81" wheel \
  && python -m pip install --no-cache-dir -r requirements.txt -c constraints.txt

@@ -38,8 +38,10 @@ class FeatureConfig:
         if not isinstance(self.categorical, Mapping):
             raise ValueError(f"categorical must be a mapping name -> vocab size, got "
                              f"{type(self.categorical).__name__}")
+        # Canonical (sorted) order: embedding layers are created in this order, so a config
+        # read back from JSON (keys sorted) must rebuild exactly the same variable layout.
         categorical = {}
-        for name, size in self.categorical.items():
+        for name, size in sorted(self.categorical.items()):
             _check_name("feature", name)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(f"vocab size of {name!r} must be a positive int, got {size!r}")

@@ -76,3 +76,18 @@ def test_load_trained_errors(tmp_path):
     ModelConfig(feature_config=FC, tasks=TASKS).save(str(tmp_path / "model_config.json"))
     with pytest.raises(FileNotFoundError, match="no weights"):
         load_trained(str(tmp_path))
+
+
+def test_feature_order_does_not_change_the_rebuilt_model(tmp_path):
+    # Regression: model_config.json sorts its keys; a model built from an unsorted feature dict
+    # must still load back with identical predictions (same embedding layout).
+    unsorted = FeatureConfig(categorical={"user": 7, "c": 5}, numeric=("x",),
+                             personalization=("user",), embedding_dim=3)
+    assert list(unsorted.categorical) == ["c", "user"]
+    model = build_model(unsorted, TASKS, backbone_args=TINY, seed=3)
+    features, labels = data(seed=4)
+    model.fit(features, labels, batch_size=16, epochs=1, verbose=0)
+    save_trained(model, str(tmp_path))
+    loaded, _, _ = load_trained(str(tmp_path))
+    np.testing.assert_allclose(loaded(features)["click"].numpy(), model(features)["click"].numpy(),
+                               atol=1e-6)
