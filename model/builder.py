@@ -23,7 +23,8 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
     Args:
       feature_config: `FeatureConfig` (or its dict form).
       tasks: task names, primary first.
-      backbone: "shared_bottom", "mmoe", "split_mmoe" or "ple" (see model/backbones/).
+      backbone: "shared_bottom", "mmoe", "split_mmoe", "ple", "snr" or "ac_mmoe" (see
+          model/backbones/).
       strategy: a registered strategy name ("equal_weight", "drgrad", ...).
       backbone_args, strategy_args: keyword arguments of the backbone / strategy.
       task_weights: ``{task: α}``, default 1.0 each.

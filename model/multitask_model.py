@@ -15,6 +15,11 @@ task is ``sigmoid(μ′·z′ + μ″·z″)`` with μ read from the non-trainab
    task restricted to the strategy's groups.
 3. ``strategy.combine`` replaces the gradients of its groups; all other variables keep the
    summed-loss gradient.
+   With representation routing (``strategy.routes_representations``, DRGrad
+   ``route_level="upstream"``), the backbone also returns its representations (v1, vs) inside
+   the tape; one ``tape.gradient(w_t·L_t, representations)`` per task (through the towers
+   only) goes to ``strategy.route_representations``, and the variables upstream of them get
+   ``tape.gradient(representations, upstream, output_gradients=routed)`` instead.
 4. NaN guard: if the loss or any gradient is non-finite the step is skipped (no apply, no
    strategy update, no metric update; counted in ``skipped_steps``): a NaN never reaches
    the weights.
@@ -112,6 +117,17 @@ class MultiTaskModel(tfrs.Model):
                 seen[id(variable)] = group
         self._group_names = required
         self._groups = {g: list(groups[g]) for g in required}
+        self._upstream = []
+        if self.strategy.routes_representations:
+            if not self.backbone.representation_names:
+                raise ValueError(f"strategy {type(self.strategy).__name__} routes representation "
+                                 f"gradients but backbone {type(self.backbone).__name__} exposes "
+                                 "no representations")
+            self._upstream = [v for g in self.backbone.representation_groups for v in groups[g]]
+            overlap = [v.name for v in self._upstream if id(v) in seen]
+            if overlap:
+                raise ValueError(f"strategy groups overlap the representation-routed variables: "
+                                 f"{overlap}")
         self.strategy.build(self)
         self.strategy_stats = {
             _stat_key(name): tf.Variable(0.0, trainable=False, name=f"stat_{_stat_key(name)}")
@@ -133,7 +149,9 @@ class MultiTaskModel(tfrs.Model):
     # -- forward -----------------------------------------------------------------------------
     def task_logits(self, features, training=None):
         """``{task: logit [B]}`` (primary mixed with μ for split backbones)."""
-        out = self.backbone(features, training=training)
+        return self._mix(self.backbone(features, training=training))
+
+    def _mix(self, out):
         if self.mixer is None:
             return {t: out[t] for t in self.task_names}
         primary = self.task_names[0]
@@ -180,8 +198,14 @@ class MultiTaskModel(tfrs.Model):
         features, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
         strategy = self.strategy
         alpha = {t: tf.constant(self.task_weights[t], tf.float32) for t in self.task_names}
-        with tf.GradientTape(persistent=strategy.needs_task_gradients) as tape:
-            logits = self.task_logits(features, training=True)
+        routes = bool(self._upstream)
+        with tf.GradientTape(persistent=strategy.needs_task_gradients or routes) as tape:
+            if routes:
+                out, representations = self.backbone(features, training=True,
+                                                     return_representations=True)
+                logits = self._mix(out)
+            else:
+                logits = self.task_logits(features, training=True)
             task_losses = self._task_losses(labels, logits, sample_weight, training=True,
                                             compute_metrics=False)
             weights = strategy.loss_weights(task_losses, alpha)
@@ -191,9 +215,34 @@ class MultiTaskModel(tfrs.Model):
             total = loss + regularization
 
         variables = self.trainable_variables
-        summed = tape.gradient(total, variables)
-        summed = [tf.zeros_like(v) if g is None else g for g, v in zip(summed, variables)]
         index = {id(v): i for i, v in enumerate(variables)}
+        stats = {}
+        if routes:
+            # Variables upstream of the representations get the routed representation gradient
+            # (+ regularization) instead of the summed one; no backward pass is wasted on them.
+            upstream = {id(v) for v in self._upstream}
+            plain_vars = [v for v in variables if id(v) not in upstream]
+            plain = dict(zip(map(id, plain_vars), tape.gradient(total, plain_vars)))
+            names = self.backbone.representation_names
+            rep_grads = {}
+            for task in self.task_names:
+                grads = tape.gradient(weighted[task], [representations[n] for n in names],
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                rep_grads[task] = dict(zip(names, grads))
+            routed, stats = strategy.route_representations(rep_grads)
+            targets = [representations[n] for n in names]
+            output_gradients = [tf.cast(routed[n], targets[i].dtype) for i, n in enumerate(names)]
+            if self.losses:
+                targets.append(regularization)
+                output_gradients.append(None)
+            up = dict(zip(map(id, self._upstream),
+                          tape.gradient(targets, self._upstream,
+                                        output_gradients=output_gradients)))
+            summed = [up[id(v)] if id(v) in upstream else plain[id(v)] for v in variables]
+            stats = dict(stats)
+        else:
+            summed = tape.gradient(total, variables)
+        summed = [tf.zeros_like(v) if g is None else g for g, v in zip(summed, variables)]
         group_summed = {g: [summed[index[id(v)]] for v in vs] for g, vs in self._groups.items()}
 
         per_task = None
@@ -212,7 +261,8 @@ class MultiTaskModel(tfrs.Model):
         inputs = StrategyInputs(variables=self._groups, summed=group_summed, per_task=per_task,
                                 task_losses=task_losses, loss_weights=weights,
                                 step=self.optimizer.iterations)
-        combined, stats = strategy.combine(inputs)
+        combined, combine_stats = strategy.combine(inputs)
+        stats.update(combine_stats)
         if per_task is not None and self.losses:
             combined = {g: [c + r for c, r in zip(combined[g], regularization_grads[g])]
                         for g in combined}

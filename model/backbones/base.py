@@ -47,6 +47,13 @@ class Backbone(tf.keras.layers.Layer):
 
     #: True for backbones whose primary task is split into T1′ / T1″ (Split-MMoE).
     split_primary = False
+    #: Names of the intermediate representations ``call(..., return_representations=True)``
+    #: also returns (``(outputs, {name: [B, d]})``), for strategies that route gradients at
+    #: that level (DRGrad ``route_level="upstream"``). Empty: the backbone exposes none.
+    representation_names = ()
+    #: Base groups holding every variable upstream of those representations: all of the loss
+    #: gradient reaching these variables flows through the representations.
+    representation_groups = ()
 
     def __init__(self, feature_config, tasks, **kwargs):
         super().__init__(**kwargs)

@@ -8,6 +8,11 @@ The primary task (tasks[0]) is split in two towers of identical shape:
   features configured, vs first goes through the personalized gate (PPNet):
   ``vs = 2 * vs ⊗ sigmoid(W v_PPNet)``.
 
+``call(features, training, return_representations=True)`` also returns ``{"v1": v1, "vs": vs}``
+(both ``[B, expert_units]``; vs after PPNet) for DRGrad's upstream routing (Table 1's gradients
+"for v1" and "for vs"). Every loss gradient reaching the embeddings, experts, gates and PPNet
+flows through v1 and vs (the PPNet's personalization input is under `stop_gradient`).
+
 So there are 2 gates whatever the number of tasks (the paper's reading of Fig. 2; one gate
 per auxiliary task would be the MMoE-like alternative, not implemented). The model mixes the
 two primary logits with the updater's μ (Eq. 8, `model.layers.TowerMixer`).
@@ -26,6 +31,8 @@ class SplitMMoE(Backbone):
     """Experts; gate_dedicated -> v1 -> T1′; gate_shared (-> PPNet) -> vs -> T1″, T2..Tn."""
 
     split_primary = True
+    representation_names = ("v1", "vs")
+    representation_groups = ("embeddings", "experts", "gates", "ppnet")
 
     def __init__(self, feature_config, tasks, num_experts=8, expert_units=64, tower_units=(32,),
                  ppnet=None, **kwargs):
@@ -50,7 +57,7 @@ class SplitMMoE(Backbone):
         for t in self.tasks[1:]:
             self.towers[t] = Tower(self.tower_units, name=f"tower_{t}")
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, return_representations=False):
         embeddings = self.embedding.lookup(features)
         x = self.embedding.concat(embeddings, features)
         experts = self.experts(x)
@@ -65,6 +72,8 @@ class SplitMMoE(Backbone):
                shared_output(t1): self.towers[shared_output(t1)](vs, training=training)}
         for t in self.tasks[1:]:
             out[t] = self.towers[t](vs, training=training)
+        if return_representations:
+            return out, {"v1": v1, "vs": vs}
         return out
 
     def _group_layers(self):

@@ -35,6 +35,18 @@ The hooks, in the order `train_step` calls them:
 6. ``after_apply(inputs, grads)``: post-update state changes (DRGrad's updater, GradCraft's
       EMA, ...), only on applied steps.
 
+Representation routing (optional; DRGrad ``route_level="upstream"``). A strategy whose
+`routes_representations` is True sees, between steps 2 and 3, the per-task gradients of
+``w_t L_t`` w.r.t. the backbone's named representations (``backbone.representation_names``,
+e.g. Split-MMoE's ``v1`` and ``vs``, each ``[B, d]``) and returns, from
+``route_representations(rep_grads) -> ({name: [B, d] output gradient}, stats)``, the gradient
+to send back through them. The model then replaces the summed-loss gradient of every variable
+in ``backbone.representation_groups`` (everything upstream of the representations:
+embeddings, experts, gates, PPNet) by ``tape.gradient([reps], upstream_vars,
+output_gradients=[routed])`` (+ the regularization gradient); embedding gradients stay
+`tf.IndexedSlices`. Returning the plain sums ``Σ_t rep_grads[t][name]`` reproduces the
+ordinary step exactly.
+
 State (accumulators, EMAs, step counters) lives in non-trainable `tf.Variable`s created in
 ``build(model)`` (called once, eagerly, after the backbone is built and before any
 `tf.function` trace) through `self.add_state(...)`; the model tracks the strategy, so its
@@ -154,6 +166,20 @@ class GradientStrategy(tf.keras.layers.Layer):
         """Post-update state changes, run only on applied (finite) steps. Default: nothing."""
         del inputs, grads
 
+    # -- representation routing (optional) ----------------------------------------------------
+    @property
+    def routes_representations(self):
+        """Whether `route_representations` replaces the gradients upstream of the backbone's
+        representations (see the module docstring). Default: False."""
+        return False
+
+    def route_representations(self, rep_grads):
+        """``rep_grads``: ``{task: {representation: [B, d] gradient of w_t L_t}}`` (zeros where
+        unconnected). Returns ``({representation: output gradient}, {stat name: scalar})``.
+        Default: the plain sums over tasks (the ordinary summed-loss step)."""
+        names = next(iter(rep_grads.values())).keys()
+        return {name: tf.add_n([rep_grads[t][name] for t in rep_grads]) for name in names}, {}
+
     # -- serialization -----------------------------------------------------------------------
     def get_config(self):
         """JSON-serializable constructor arguments (what `ModelConfig.strategy_args` holds)."""
@@ -176,3 +202,37 @@ def unflatten(vector, variables):
     sizes = [int(v.shape.num_elements()) for v in variables]
     parts = tf.split(vector, sizes) if sizes else []
     return [tf.reshape(p, v.shape) for p, v in zip(parts, variables)]
+
+
+def _dense(grads):
+    return [tf.convert_to_tensor(g) for g in grads]
+
+
+def stack_task_gradients(inputs, groups):
+    """Flattens ``inputs.per_task`` over ``groups`` into ``G: [K, d]`` (tasks in dict order).
+
+    ``per_task[t]`` is the gradient of ``w_t L_t`` alone; the model adds the regularization
+    gradient of the groups back after `combine`, so strategies combine the task parts only.
+    """
+    rows = [flatten([g for group in groups for g in _dense(inputs.per_task[t][group])])
+            for t in inputs.per_task]
+    return tf.stack(rows)
+
+
+def split_by_groups(vector, inputs, groups):
+    """Inverse of the flattening in `stack_task_gradients`: ``{group: [gradient per variable]}``."""
+    variables = [v for group in groups for v in inputs.variables[group]]
+    parts = unflatten(vector, variables)
+    out, start = {}, 0
+    for group in groups:
+        n = len(inputs.variables[group])
+        out[group] = parts[start:start + n]
+        start += n
+    return out
+
+
+def count_conflicting_pairs(grads):
+    """Number of unordered task pairs with a negative inner product (float32 scalar)."""
+    gram = tf.matmul(grads, grads, transpose_b=True)
+    upper = tf.linalg.band_part(tf.cast(gram < 0.0, tf.float32), 0, -1)
+    return tf.reduce_sum(upper)

@@ -46,6 +46,38 @@ n″ = ‖g1″ + g″R1‖:
 * ``updater="none"``: μ stays ½, ½ (the "Split-MMoE + router" ablation).
 
 μ lives in the model's `TowerMixer` (read by `call`, so it is saved and served); σ lives here.
+
+Upstream routing (``route_level="upstream"``; issue 9). Table 1 gives the routed gradients
+"for v1" and "for vs", the representations the dedicated gate and the shared gate (+ PPNet)
+produce, ``[B, d]`` each (d = expert_units). With L = Σ_t w_t·L_t (each L_t a batch mean, so
+row b of a representation gradient is example b's gradient divided by B)::
+
+    g1′(v1) = ∂(w1·L1)/∂v1        (through T1′ only: v1 feeds nothing else)
+    g1″(vs) = ∂(w1·L1)/∂vs        (through T1″: vs reaches L1 only through T1″)
+    gk(vs)  = ∂(wk·Lk)/∂vs        (through the auxiliary tower Tk), k = 2..n
+
+all ``[B, d]`` (vs and v1 have the same shape, so Table 1's "for v1" terms, which are
+gradients w.r.t. vs, can be added to v1's). The router above, applied to (g1′(v1), g1″(vs),
+{gk(vs)}) in place of the tower gradients, gives g′R1 and g″R1 and::
+
+    dv1 = g1′(v1) + g′R1
+    dvs = g1″(vs) + g″R1 + Σ_k gk(vs)
+
+(without routing, dv1 and dvs are exactly ∂L/∂v1 and ∂L/∂vs). ``upstream_mode`` picks the
+granularity of ξ and λ: ``"batch"`` flattens each ``[B, d]`` gradient to one vector (one ξ per
+batch, as for the towers); ``"example"`` routes every row on its own (one ξ per example: the
+per-user gradients of Fig. 3(c)), vectorized with cosines along axis 1 (see `route`, which
+accepts ``[B, d]`` inputs). Every variable upstream of v1 and vs (embeddings, experts, gates,
+PPNet) then gets ``tape.gradient([v1, vs], upstream, output_gradients=[dv1, dvs])`` (+ its
+regularization gradient) instead of its summed-loss gradient. The embeddings feed both v1
+and vs through the experts and gates, so their gradient is the sum of both paths'
+contributions, and, computed through the embedding lookup (a gather), it stays a
+`tf.IndexedSlices`. The towers keep the tower-level routing (Eq. 4–5) above, and the updater
+is unchanged. Cost: one extra backward through the towers per task (to the representations).
+
+``variant="upstream"`` is accepted as shorthand for ``variant="literal",
+route_level="upstream"`` (the bench's ``upstream`` preset passes it); `get_config` writes the
+normalized form.
 """
 import weakref
 
@@ -57,6 +89,8 @@ from model.strategies.base import GradientStrategy, flatten, unflatten
 
 VARIANTS = ("literal", "paired")
 UPDATERS = ("literal", "ema", "none")
+ROUTE_LEVELS = ("towers", "upstream")
+UPSTREAM_MODES = ("batch", "example")
 
 
 def _indicator(condition):
@@ -64,19 +98,23 @@ def _indicator(condition):
 
 
 def route(g1_ded, g1_sh, g_aux, gamma=1.0, variant="literal", eps=1e-12):
-    """The DRGrad router (Eq. 1–2) on flat gradients; see the module docstring.
+    """The DRGrad router (Eq. 1–2); see the module docstring.
+
+    On 1-D gradients it routes once; on ``[B, d]`` gradients it routes every row on its own
+    (one ξ and λ per row, cosines along the last axis), which equals calling it row by row.
 
     Args:
-      g1_ded: ``[d]`` gradient of the dedicated primary tower T1′ (g1′).
-      g1_sh: ``[d]`` gradient of the shared primary tower T1″ (g1″).
-      g_aux: ``[n_aux, d]`` (or ``[d]`` for one task) gradients of the auxiliary towers.
+      g1_ded: ``[d]`` or ``[B, d]`` gradient of the dedicated primary side (g1′).
+      g1_sh: same shape, gradient of the shared primary side (g1″).
+      g_aux: ``[n_aux, d]`` / ``[n_aux, B, d]`` gradients of the auxiliary tasks, or one
+          auxiliary gradient shaped like g1_ded.
       gamma: the exponent γ > 0 of the norm-ratio weights λ.
       variant: "literal" (Eq. 1–2 as printed) or "paired".
       eps: floor of every denominator.
 
     Returns:
-      ``(g_r_ded, g_r_sh, stats)``: the routed additions g′R1 and g″R1 (``[d]``) and
-      ``{"xi1": [n_aux], "lambda1": [n_aux], "xi2": scalar, "lambda2": scalar}``.
+      ``(g_r_ded, g_r_sh, stats)``: the routed additions g′R1 and g″R1 (shaped like g1_ded)
+      and ``{"xi1": [n_aux(, B)], "lambda1": [n_aux(, B)], "xi2": [(B)], "lambda2": [(B)]}``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -85,32 +123,63 @@ def route(g1_ded, g1_sh, g_aux, gamma=1.0, variant="literal", eps=1e-12):
     g1_ded = tf.convert_to_tensor(g1_ded, tf.float32)
     g1_sh = tf.convert_to_tensor(g1_sh, tf.float32)
     g_aux = tf.convert_to_tensor(g_aux, tf.float32)
-    if g_aux.shape.rank == 1:
+    rank = g1_ded.shape.rank
+    if rank not in (1, 2) or g1_sh.shape.rank != rank:
+        raise ValueError(f"route takes g1_ded and g1_sh of the same rank, 1 ([d]) or 2 ([B, d]); "
+                         f"got shapes {g1_ded.shape} and {g1_sh.shape}")
+    if g_aux.shape.rank == rank:
         g_aux = g_aux[tf.newaxis]
-    if g1_ded.shape.rank != 1 or g1_sh.shape.rank != 1 or g_aux.shape.rank != 2:
-        raise ValueError("route takes 1-D g1_ded, g1_sh and [n_aux, d] g_aux")
-    if not (g1_ded.shape[0] == g1_sh.shape[0] == g_aux.shape[1]) and None not in (
-            g1_ded.shape[0], g1_sh.shape[0], g_aux.shape[1]):
+    if g_aux.shape.rank != rank + 1:
+        raise ValueError(f"g_aux must be shaped [n_aux] + {g1_ded.shape.as_list()}, got "
+                         f"{g_aux.shape}")
+    if not g1_ded.shape.is_compatible_with(g1_sh.shape) or not g1_ded.shape.is_compatible_with(
+            g_aux.shape[1:]):
         raise ValueError(f"gradient sizes differ: g1′ {g1_ded.shape}, g1″ {g1_sh.shape}, "
-                         f"g_aux {g_aux.shape}; the towers must have identical shapes")
+                         f"g_aux {g_aux.shape}; the routed sides must have identical shapes")
     eps = tf.constant(eps, tf.float32)
-    norm_ded = tf.norm(g1_ded)
-    norm_sh = tf.norm(g1_sh)
-    norm_aux = tf.norm(g_aux, axis=1)                                     # [n]
-    xi1 = tf.linalg.matvec(g_aux, g1_ded) / tf.maximum(norm_ded * norm_aux, eps)
+    norm_ded = tf.norm(g1_ded, axis=-1)                                   # [] or [B]
+    norm_sh = tf.norm(g1_sh, axis=-1)
+    norm_aux = tf.norm(g_aux, axis=-1)                                    # [n(, B)]
+    xi1 = tf.reduce_sum(g_aux * g1_ded, axis=-1) / tf.maximum(norm_ded * norm_aux, eps)
     lambda1 = tf.pow(tf.clip_by_value(norm_ded / tf.maximum(norm_aux, eps), 0.0, 1.0), gamma)
-    xi2 = tf.reduce_sum(g1_ded * g1_sh) / tf.maximum(norm_ded * norm_sh, eps)
+    xi2 = tf.reduce_sum(g1_ded * g1_sh, axis=-1) / tf.maximum(norm_ded * norm_sh, eps)
     lambda2 = tf.pow(tf.clip_by_value(norm_ded / tf.maximum(norm_sh, eps), 0.0, 1.0), gamma)
     if variant == "literal":
-        coef_sh = tf.reduce_mean((1.0 - _indicator(xi1 < 0) * xi1) * lambda1)
+        coef_sh = tf.reduce_mean((1.0 - _indicator(xi1 < 0) * xi1) * lambda1, axis=0)
         coef_aux = _indicator(xi2 >= 0) * lambda2 * tf.ones_like(xi1)
     else:
         coef_sh = (1.0 - _indicator(xi2 < 0) * xi2) * lambda2
         coef_aux = _indicator(xi1 >= 0) * lambda1
-    g_r_ded = coef_sh * g1_sh + tf.linalg.matvec(g_aux, coef_aux, transpose_a=True)
-    g_r_sh = -tf.reduce_mean(_indicator(xi1 * xi2 < 0) * xi1 * xi2) * g1_sh
+    coef_r_sh = -tf.reduce_mean(_indicator(xi1 * xi2 < 0) * xi1 * xi2, axis=0)
+    g_r_ded = coef_sh[..., tf.newaxis] * g1_sh + tf.reduce_sum(
+            coef_aux[..., tf.newaxis] * g_aux, axis=0)
+    g_r_sh = coef_r_sh[..., tf.newaxis] * g1_sh
     stats = {"xi1": xi1, "lambda1": lambda1, "xi2": xi2, "lambda2": lambda2}
     return g_r_ded, g_r_sh, stats
+
+
+def route_representations(g1_ded, g1_sh, g_aux, gamma=1.0, variant="literal", mode="batch",
+                          eps=1e-12):
+    """Upstream routing: ``(dv1, dvs, stats)`` from the ``[B, d]`` representation gradients.
+
+    ``dv1 = g1′(v1) + g′R1`` and ``dvs = g1″(vs) + g″R1 + Σ_k gk(vs)`` (module docstring), with
+    the router applied over the whole batch (``mode="batch"``: one ξ) or per row
+    (``mode="example"``: one ξ per example). ``g_aux``: ``[n_aux, B, d]``.
+    """
+    if mode not in UPSTREAM_MODES:
+        raise ValueError(f"upstream_mode must be one of {UPSTREAM_MODES}, got {mode!r}")
+    g1_ded = tf.convert_to_tensor(g1_ded, tf.float32)
+    g1_sh = tf.convert_to_tensor(g1_sh, tf.float32)
+    g_aux = tf.convert_to_tensor(g_aux, tf.float32)
+    if mode == "batch":
+        n_aux = g_aux.shape[0]
+        r_ded, r_sh, stats = route(tf.reshape(g1_ded, [-1]), tf.reshape(g1_sh, [-1]),
+                                   tf.reshape(g_aux, [n_aux, -1]), gamma, variant, eps)
+        r_ded = tf.reshape(r_ded, tf.shape(g1_ded))
+        r_sh = tf.reshape(r_sh, tf.shape(g1_sh))
+    else:
+        r_ded, r_sh, stats = route(g1_ded, g1_sh, g_aux, gamma, variant, eps)
+    return g1_ded + r_ded, g1_sh + r_sh + tf.reduce_sum(g_aux, axis=0), stats
 
 
 @register("drgrad")
@@ -119,8 +188,14 @@ class DRGrad(GradientStrategy):
 
     Args:
       gamma: γ > 0 in λ = clip(‖g1′‖/‖g‖, 0, 1)^γ (paper default 1).
-      variant: router variant, "literal" (Eq. 1–2 as printed) or "paired".
-      router: False disables routing (T1′, T1″ keep their own gradients).
+      variant: router formula, "literal" (Eq. 1–2 as printed) or "paired"; "upstream" is
+          shorthand for variant="literal", route_level="upstream".
+      router: False disables routing at every level (T1′, T1″ and the variables upstream of
+          v1 / vs keep their plain gradients).
+      route_level: "towers" (Eq. 4–5 on the tower weights only) or "upstream" (also route the
+          gradients of the representations v1 / vs into gates, experts, PPNet, embeddings).
+      upstream_mode: "batch" (one ξ per batch) or "example" (one ξ per example), for
+          route_level="upstream".
       updater: "literal" (Eq. 7), "ema" (bounded) or "none" (μ fixed at ½, ½).
       ema_decay: β of the "ema" updater, in [0, 1).
       temperature: τ > 0 of the "ema" updater's softmax.
@@ -130,12 +205,20 @@ class DRGrad(GradientStrategy):
     needs_task_gradients = False
 
     def __init__(self, gamma=1.0, variant="literal", router=True, updater="literal",
-                 ema_decay=0.99, temperature=1.0, eps=1e-12, **kwargs):
+                 ema_decay=0.99, temperature=1.0, eps=1e-12, route_level="towers",
+                 upstream_mode="batch", **kwargs):
         super().__init__(**kwargs)
+        if variant == "upstream":
+            variant, route_level = "literal", "upstream"
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
             raise ValueError(f"gamma must be a number > 0, got {gamma!r}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if route_level not in ROUTE_LEVELS:
+            raise ValueError(f"route_level must be one of {ROUTE_LEVELS}, got {route_level!r}")
+        if upstream_mode not in UPSTREAM_MODES:
+            raise ValueError(f"upstream_mode must be one of {UPSTREAM_MODES}, got "
+                             f"{upstream_mode!r}")
         if not isinstance(router, bool):
             raise ValueError(f"router must be True or False, got {router!r}")
         if updater not in UPDATERS:
@@ -153,6 +236,9 @@ class DRGrad(GradientStrategy):
         self.ema_decay = float(ema_decay)
         self.temperature = float(temperature)
         self.eps = float(eps)
+        self.route_level = route_level
+        self.upstream_mode = upstream_mode
+        self._primary = None
         self._aux_tasks = ()
         self._mixer = None
 
@@ -165,7 +251,11 @@ class DRGrad(GradientStrategy):
 
     def build(self, model):
         backbone = model.backbone
+        self._primary = backbone.tasks[0]
         self._aux_tasks = tuple(backbone.tasks[1:])
+        if self.routes_representations and tuple(backbone.representation_names) != ("v1", "vs"):
+            raise ValueError(f"route_level='upstream' needs a backbone exposing v1 and vs "
+                             f"(split_mmoe), got {type(backbone).__name__}")
         groups = backbone.variable_groups()
         sizes = {name: sum(int(v.shape.num_elements()) for v in groups[name])
                  for name in self.required_groups(model)}
@@ -180,7 +270,31 @@ class DRGrad(GradientStrategy):
         for task in tasks[1:]:
             names += [f"xi1/{task}", f"lambda1/{task}", f"cos_shared/{task}",
                       f"norm_ratio/{task}"]
+        if self.routes_representations:
+            names += ["upstream/xi2"]
+            for task in tasks[1:]:
+                names += [f"upstream/xi1/{task}", f"upstream/conflict/{task}"]
         return tuple(names)
+
+    @property
+    def routes_representations(self):
+        return self.router and self.route_level == "upstream"
+
+    def route_representations(self, rep_grads):
+        """``{"v1": dv1, "vs": dvs}`` (module docstring) and the upstream router's statistics:
+        mean ξ2, mean ξ1 per auxiliary task, and the fraction of rows (of ξ values) with
+        ξ1 < 0 (a conflict with the primary task)."""
+        primary = self._primary
+        g_aux = tf.stack([rep_grads[t]["vs"] for t in self._aux_tasks])
+        dv1, dvs, route_stats = route_representations(
+                rep_grads[primary]["v1"], rep_grads[primary]["vs"], g_aux, self.gamma,
+                self.variant, self.upstream_mode, self.eps)
+        xi1 = tf.reshape(route_stats["xi1"], [len(self._aux_tasks), -1])
+        stats = {"upstream/xi2": tf.reduce_mean(route_stats["xi2"])}
+        for k, task in enumerate(self._aux_tasks):
+            stats[f"upstream/xi1/{task}"] = tf.reduce_mean(xi1[k])
+            stats[f"upstream/conflict/{task}"] = tf.reduce_mean(_indicator(xi1[k] < 0))
+        return {"v1": dv1, "vs": dvs}, stats
 
     def combine(self, inputs):
         summed = inputs.summed
@@ -227,4 +341,5 @@ class DRGrad(GradientStrategy):
     def get_config(self):
         return {"gamma": self.gamma, "variant": self.variant, "router": self.router,
                 "updater": self.updater, "ema_decay": self.ema_decay,
-                "temperature": self.temperature, "eps": self.eps}
+                "temperature": self.temperature, "eps": self.eps,
+                "route_level": self.route_level, "upstream_mode": self.upstream_mode}

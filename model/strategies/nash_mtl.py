@@ -31,9 +31,8 @@ constant scale, so with the default optimizer the difference is limited to the f
 import tensorflow as tf
 
 from model.strategies import register
-from model.strategies.base import GradientStrategy
-from model.strategies.pcgrad import (count_conflicting_pairs, split_by_groups,
-                                     stack_task_gradients)
+from model.strategies.base import (GradientStrategy, count_conflicting_pairs, split_by_groups,
+                                   stack_task_gradients)
 
 _RIDGE = 1e-12  # keeps the Newton system solvable when G G^T is singular
 

@@ -24,35 +24,10 @@ is the identity there; embedding gradients stay sparse `IndexedSlices`).
 import tensorflow as tf
 
 from model.strategies import register
-from model.strategies.base import GradientStrategy, flatten, unflatten
+from model.strategies.base import (GradientStrategy, count_conflicting_pairs,  # noqa: F401
+                                   split_by_groups, stack_task_gradients)
 
 _TINY = 1e-20
-
-def stack_task_gradients(inputs, groups):
-    """Flattens ``inputs.per_task`` over ``groups`` into ``G: [K, d]`` (tasks in dict order).
-
-    ``per_task[t]`` is the gradient of ``w_t L_t`` alone; the model adds the regularization
-    gradient of the groups back after `combine`, so strategies combine the task parts only.
-    """
-    rows = [flatten([g for group in groups for g in _dense(inputs.per_task[t][group])])
-            for t in inputs.per_task]
-    return tf.stack(rows)
-
-
-def split_by_groups(vector, inputs, groups):
-    """Inverse of the flattening in `stack_task_gradients`: ``{group: [gradient per variable]}``."""
-    variables = [v for group in groups for v in inputs.variables[group]]
-    parts = unflatten(vector, variables)
-    out, start = {}, 0
-    for group in groups:
-        n = len(inputs.variables[group])
-        out[group] = parts[start:start + n]
-        start += n
-    return out
-
-
-def _dense(grads):
-    return [tf.convert_to_tensor(g) for g in grads]
 
 
 def random_task_orders(num_tasks, seed, step):
@@ -140,10 +115,3 @@ class PCGrad(GradientStrategy):
 
     def get_config(self):
         return {"seed": self.seed}
-
-
-def count_conflicting_pairs(grads):
-    """Number of unordered task pairs with a negative inner product (float32 scalar)."""
-    gram = tf.matmul(grads, grads, transpose_b=True)
-    upper = tf.linalg.band_part(tf.cast(gram < 0.0, tf.float32), 0, -1)
-    return tf.reduce_sum(upper)
