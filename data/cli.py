@@ -12,7 +12,8 @@ import argparse
 _MAX_SPANS_SHOWN = 10
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an int >= 1, with a one-line message otherwise (shared by every CLI)."""
     try:
         value = int(text)
     except ValueError:
@@ -32,7 +33,7 @@ def _add_common(parser):
     parser.add_argument("--source", metavar="PATH",
                         help="raw data location (census: default the committed copy; "
                              "movielens-100k: the ml-100k folder; byterec: the sample file)")
-    parser.add_argument("--rows", type=_positive_int, metavar="N",
+    parser.add_argument("--rows", type=positive_int, metavar="N",
                         help="at most N rows per split (seeded sample; default all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true",
@@ -59,7 +60,7 @@ def register(subparsers):
 
     days = commands.add_parser("split-days", help="write one span per day (train, eval)")
     _add_common(days)
-    days.add_argument("--days", type=_positive_int, metavar="K",
+    days.add_argument("--days", type=positive_int, metavar="K",
                       help="movielens-100k: the first K rating days (default all); other "
                            "datasets: deal the rows into K days (default 7)")
     days.set_defaults(func=_split_days)

@@ -1,19 +1,10 @@
 """`drgrad train`: standalone training (model/train.py). Imports nothing heavy at import time."""
 import json
 
+from data.cli import positive_int as _positive_int
 from model.config import PRESETS
 
 DATASETS = ("census", "synthetic", "movielens", "byterec", "census-income", "movielens-100k")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _key_values(pairs, flag):

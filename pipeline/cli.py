@@ -1,7 +1,7 @@
 """The `drgrad` command line.
 
 Each area owns its sub-commands in its own `cli.py` (`data/cli.py`, `model/cli.py`,
-`serving/cli.py`, `pipeline/commands.py`), exposing `register(subparsers)`. Those modules import
+`serving/cli.py`, `pipeline/commands.py`, ...), exposing `register(subparsers)`. Those modules import
 nothing heavy at import time, so `drgrad --help` is instant and `drgrad serve` never loads
 model code. Handlers raise ordinary exceptions for bad input; `main` turns them into one
 clear line on stderr and a non-zero exit, never a traceback (use `--debug` to see one).
@@ -38,13 +38,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:  # a missing dependency inside the module is a real error
-                raise
-            continue  # TODO(lead): drop once every area module has landed
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

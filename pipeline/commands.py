@@ -13,15 +13,7 @@ Heavy modules (TFX, TensorFlow) are imported inside the handlers only.
 import argparse
 import os
 
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from data.cli import positive_int as _positive_int
 
 
 def _fraction(text):
