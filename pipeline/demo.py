@@ -49,10 +49,13 @@ def _demo(args):
     run_args = _parse_pipeline_run(argv)
     commands._run(run_args)  # pylint: disable=protected-access
 
+    from data.specs import get_spec  # pylint: disable=g-import-not-at-top
+
+    spec = get_spec("census")
     serving_dir = os.path.join(root, "serving")
-    rows = _eval_rows(os.path.join(root, "data", "census"), args.examples)
+    rows = _eval_rows(os.path.join(root, "data", spec.name), args.examples)
     print(f"\n== 3. serving {serving_dir} with `drgrad serve`", flush=True)
-    return _serve_and_compare(serving_dir, "census", rows)
+    return _serve_and_compare(serving_dir, spec.name, rows)
 
 
 def _parse_pipeline_run(argv):
