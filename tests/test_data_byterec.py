@@ -1,17 +1,21 @@
 """Tests for data.byterec on the shared 1,000-row ICME 2019 sample (not shipped)."""
 import pytest
 
+from conftest import SHARED_DATA
 from data import byterec, datasets
 from data.preprocessing import FeaturePreprocessor
 from data.specs import BYTEREC
 
 
+SOURCE = SHARED_DATA / "byterec-icme2019-sample" / byterec.FILE_NAME
+# The sample is read from the shared folder beside the checkout, never shipped.
+pytestmark = pytest.mark.skipif(
+    not SOURCE.is_file(), reason=f"ByteRec sample not present at {SOURCE} (research terms: not shipped)")
+
+
 @pytest.fixture(scope="module")
-def source(shared_data_dir):
-    path = shared_data_dir / "byterec-icme2019-sample" / byterec.FILE_NAME
-    if not path.is_file():
-        pytest.skip(f"ByteRec sample not present at {path} (research terms: not shipped)")
-    return path
+def source():
+    return SOURCE
 
 
 def test_split_sizes_labels_and_determinism(source):

@@ -3,17 +3,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SHARED_DATA
 from data import datasets, movielens
 from data.specs import MOVIELENS
 
 
+SOURCE = SHARED_DATA / "movielens-100k"
+# Research licence: read from the shared folder beside the checkout, never in the repo.
+pytestmark = pytest.mark.skipif(
+    not (SOURCE / "u.data").is_file(),
+    reason=f"MovieLens 100K not present at {SOURCE} (research licence: not shipped; set "
+           f"DRGRAD_SHARED_DATA to its parent folder)")
+
+
 @pytest.fixture(scope="module")
-def source(shared_data_dir):
-    path = shared_data_dir / "movielens-100k"
-    if not (path / "u.data").is_file():
-        pytest.skip(f"MovieLens 100K not present at {path} (research licence: not shipped; "
-                    f"set DRGRAD_SHARED_DATA to its parent folder)")
-    return path
+def source():
+    return SOURCE
 
 
 @pytest.fixture(scope="module")
