@@ -278,8 +278,8 @@ GRIDS: Dict[str, Tuple[Cell, ...]] = {
         _drgrad("gamma=2", gamma=2.0),
         _drgrad("router_only", updater="none"),
     ),
-    # Routing at the representations v1 / vs (issue 9); needs the model core's
-    # variant="upstream" (until then the harness rejects this grid up front).
+    # Routing at the representations v1 / vs (issue 9): DRGrad's variant="upstream" (literal
+    # formula, route_level="upstream", one ξ per batch), with the literal and EMA updaters.
     "upstream": (
         _split_mmoe(),
         _drgrad("drgrad"),
