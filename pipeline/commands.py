@@ -5,6 +5,12 @@ builds the dataset's CSV spans under `<root>/data` (unless `--data-root` is give
 pipeline with the LocalDagRunner under `--root` (default `./runs/<dataset>`), and prints each
 task's eval AUC and the pushed model's path.
 
+Daily retraining: `drgrad pipeline run --data-root DIR --date 2024-03-02` ingests that day's
+span (DIR is a `drgrad data split-days` folder; its manifest maps dates to spans), trains on
+the newest `--window-spans` validated spans, reuses the Transform analyzer cache and warm-starts
+from the latest blessed model. `drgrad pipeline backfill --data-root DIR --from D1 --to D2`
+runs those days in order and stops at the first day that fails, saying which.
+
 `drgrad pipeline compile --target kfp|vertex [--out DIR] [--image IMAGE]` writes
 `pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob).
 
@@ -12,8 +18,10 @@ Heavy modules (TFX, TensorFlow) are imported inside the handlers only.
 """
 import argparse
 import os
+import sys
 
 from data.cli import positive_int as _positive_int
+from pipeline.configs import DEFAULT_WINDOW_SPANS
 
 
 def _fraction(text):
@@ -43,12 +51,37 @@ def _add_model_args(parser):
                         help="tolerated AUC drop vs the blessed model (default: 0.01)")
 
 
+def _date(text):
+    from pipeline.daily import check_date  # pylint: disable=g-import-not-at-top
+
+    try:
+        return check_date(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_beam_args(parser):
+    parser.add_argument("--beam-workers", type=int, default=1,
+                        help="DirectRunner workers: 1 = in_memory, N > 1 = multi_processing, "
+                             "0 = one per CPU")
+
+
+def _add_daily_args(parser):
+    parser.add_argument("--window-spans", type=_positive_int, default=DEFAULT_WINDOW_SPANS,
+                        help="daily runs: Transform and Trainer read the newest N validated "
+                             f"spans (default: {DEFAULT_WINDOW_SPANS})")
+    parser.add_argument("--no-warm-start", action="store_true",
+                        help="daily runs: train from scratch instead of from the blessed model")
+
+
+
 def register(subparsers):
     """Adds `drgrad pipeline {run,compile}`."""
     parser = subparsers.add_parser(
         "pipeline", help="run the TFX pipeline locally or compile it for KFP / Vertex",
         description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="pipeline_command", metavar="{run,compile}")
+    commands = parser.add_subparsers(dest="pipeline_command",
+                                     metavar="{run,backfill,compile}")
     commands.required = True
 
     run = commands.add_parser(
@@ -60,7 +93,7 @@ def register(subparsers):
                      help="rows per split when building the data (default: all)")
     run.add_argument("--root", default=None,
                      help="run directory: pipeline root, metadata.sqlite, serving/ "
-                          "(default: ./runs/<dataset>)")
+                          "(default: ./runs/<dataset>; with --date ./runs/<dataset>-daily)")
     run.add_argument("--data-root", default=None,
                      help="directory with span-<N>/{train,eval}/ CSVs (or its parent, as "
                           "written by `drgrad data build --out`); default: build under "
@@ -70,10 +103,29 @@ def register(subparsers):
     run.add_argument("--warm-start", action="store_true",
                      help="start training from the latest blessed model's weights when it has "
                           "the same model config")
-    run.add_argument("--beam-workers", type=int, default=1,
-                     help="DirectRunner workers: 1 = in_memory, N > 1 = multi_processing, "
-                          "0 = one per CPU")
+    _add_beam_args(run)
+    _add_daily_args(run)
+    run.add_argument("--date", type=_date, default=None, metavar="YYYY-MM-DD",
+                     help="daily run: ingest this day's span of a split-days --data-root; "
+                          "implies the rolling window, the analyzer cache and warm start")
     run.set_defaults(func=_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="run the daily pipeline for every day of a date range, in order",
+        description="Runs `pipeline run --date D` for D = --from .. --to (every day must be in "
+                    "the data manifest) and stops at the first day that fails, naming it.")
+    _add_model_args(backfill)
+    backfill.add_argument("--data-root", required=True,
+                          help="a `drgrad data split-days` folder (span-<N>/ + manifest.json)")
+    backfill.add_argument("--root", default=None,
+                          help="run directory (default: ./runs/<dataset>-daily)")
+    backfill.add_argument("--from", dest="date_from", type=_date, required=True,
+                          metavar="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="date_to", type=_date, required=True,
+                          metavar="YYYY-MM-DD")
+    _add_beam_args(backfill)
+    _add_daily_args(backfill)
+    backfill.set_defaults(func=_backfill)
 
     compile_ = commands.add_parser(
         "compile", help="compile for Kubeflow Pipelines v2 (YAML) or Vertex (JSON)")
@@ -116,8 +168,10 @@ def _run(args):
     from pipeline import configs, evaluation, local_runner
 
     spec = get_spec(args.dataset)
-    if args.beam_workers < 0:
-        raise ValueError(f"--beam-workers must be >= 0, got {args.beam_workers}")
+    if args.date is not None:
+        if not args.data_root:
+            raise ValueError("--date needs --data-root: a `drgrad data split-days` folder")
+        return _run_days(args, [args.date])
     root = os.path.abspath(args.root or os.path.join("runs", spec.name))
     if args.data_root:
         data_root = resolve_data_root(args.data_root, spec.name)
@@ -131,12 +185,26 @@ def _run(args):
             data_root = build(spec.name, os.path.join(root, "data"), rows=args.rows)["path"]
             print(f"built {spec.name} data ({'all' if args.rows is None else args.rows} rows "
                   f"per split) in {data_root}")
-    mode = "in_memory" if args.beam_workers == 1 else "multi_processing"
-    beam_args = configs.beam_pipeline_args("direct", direct_running_mode=mode,
-                                           direct_num_workers=args.beam_workers)
-    paths = local_runner.run(data_root, root, spec.name, beam_pipeline_args=beam_args,
+    paths = local_runner.run(data_root, root, spec.name, beam_pipeline_args=_beam_args(args),
                              enable_cache=not args.no_cache, warm_start=args.warm_start,
                              **_model_kwargs(args))
+    _print_outcome(paths)
+    return 0
+
+
+def _beam_args(args):
+    from pipeline import configs
+
+    if args.beam_workers < 0:
+        raise ValueError(f"--beam-workers must be >= 0, got {args.beam_workers}")
+    mode = "in_memory" if args.beam_workers == 1 else "multi_processing"
+    return configs.beam_pipeline_args("direct", direct_running_mode=mode,
+                                      direct_num_workers=args.beam_workers)
+
+
+def _print_outcome(paths):
+    from pipeline import evaluation, local_runner
+
     outputs = local_runner.latest_outputs(paths)
     if outputs["evaluation"]:
         for task, metrics in sorted(evaluation.read_metrics(outputs["evaluation"]).items()):
@@ -148,7 +216,85 @@ def _run(args):
     else:
         print(f"not pushed (serving directory unchanged: {paths.serving_model_dir})")
     print(f"run directory: {paths.root}")
+
+
+def date_range(first: str, last: str):
+    """Every ISO date from `first` to `last` inclusive; ValueError if `last` < `first`."""
+    import datetime
+
+    start, end = (datetime.date.fromisoformat(first), datetime.date.fromisoformat(last))
+    if end < start:
+        raise ValueError(f"--to {last} is before --from {first}")
+    return [(start + datetime.timedelta(days=n)).isoformat()
+            for n in range((end - start).days + 1)]
+
+
+def run_days(data_root, root, dataset, dates, *, window_spans=DEFAULT_WINDOW_SPANS,
+             warm_start=True, beam_pipeline_args=None, on_day=None, **kwargs):
+    """Runs the daily pipeline for each date in order; stops at the first failing day.
+
+    Every date must be in the data manifest (checked before anything runs). `on_day(date,
+    paths)` is called after each successful day. Returns `(paths, done_dates)`; raises
+    `DayFailedError` naming the failing day (its cause chained).
+    """
+    from pipeline import daily, local_runner
+
+    dated = daily.dated_spans(data_root)
+    missing = [date for date in dates if date not in dated]
+    if missing:
+        raise ValueError(f"no span for {', '.join(missing)} in {data_root}; the manifest "
+                         f"covers {min(dated)} .. {max(dated)}")
+    done, paths = [], None
+    for date in dates:
+        try:
+            paths = local_runner.run(
+                data_root, root, dataset, run_date=date, window_spans=window_spans,
+                analyzer_cache=True, warm_start=warm_start, enable_cache=True,
+                beam_pipeline_args=beam_pipeline_args, **kwargs)
+        except Exception as error:  # pylint: disable=broad-except
+            raise DayFailedError(date, dated[date], done, error) from error
+        done.append(date)
+        if on_day is not None:
+            on_day(date, paths)
+    return paths, done
+
+
+class DayFailedError(RuntimeError):
+    """A daily run failed; `date`, `span`, `done` (dates finished before it) and `cause`."""
+
+    def __init__(self, date, span, done, cause):
+        from pipeline.validation_gate import DataValidationError
+
+        self.date, self.span, self.done, self.cause = date, span, list(done), cause
+        what = ("failed data validation" if isinstance(cause, DataValidationError)
+                else f"failed ({type(cause).__name__})")
+        super().__init__(f"{date} (span {span}) {what}: {cause}; days done before it: "
+                         f"{', '.join(done) or 'none'}; nothing was pushed for {date}")
+
+
+def _run_days(args, dates):
+    from data.specs import get_spec
+
+    spec = get_spec(args.dataset)
+    data_root = resolve_data_root(args.data_root, spec.name)
+    root = os.path.abspath(args.root or os.path.join("runs", f"{spec.name}-daily"))
+
+    def report(date, paths):
+        print(f"== {date}")
+        _print_outcome(paths)
+
+    try:
+        run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
+                 warm_start=not args.no_warm_start, beam_pipeline_args=_beam_args(args),
+                 on_day=report, **_model_kwargs(args))
+    except DayFailedError as error:
+        print(f"drgrad pipeline: stopped: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _backfill(args):
+    return _run_days(args, date_range(args.date_from, args.date_to))
 
 
 def _compile(args):

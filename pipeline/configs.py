@@ -37,6 +37,8 @@ PREPROCESSING_FN = "pipeline.preprocessing.preprocessing_fn"
 RUN_FN = "pipeline.trainer.run_fn"
 
 # Training defaults (census-sized data on CPU).
+# Daily runs: Transform and Trainer read the newest N validated spans (a week of days).
+DEFAULT_WINDOW_SPANS = 7
 DEFAULT_EPOCHS = 1
 DEFAULT_BATCH_SIZE = 1024
 DEFAULT_EVAL_STEPS = None  # None: the whole eval split.

@@ -7,8 +7,22 @@ project image (`--image`, default `configs.DEFAULT_IMAGE`), which must contain t
 and set `TF_USE_LEGACY_KERAS=1`; the Transform and Trainer code is imported from the image by
 module path, so nothing is packaged into the pipeline root.
 
+The compiled pipeline is the daily one (`pipeline.daily`): it declares the run-time parameter
+`run_date` (YYYY-MM-DD; the default '' trains on the newest span of the data manifest), reuses
+the Transform analyzer cache and warm-starts from the latest blessed model. Two limits of TFX
+1.16's KubeflowV2 compiler shape it:
+
+* it compiles only the `LatestArtifactStrategy` and `LatestBlessedModelStrategy` resolvers, so
+  the rolling window of validated spans (a custom resolver strategy that reads MLMD) exists in
+  local runs only; compiled pipelines train on the run's own span, warm-started;
+* it names the producer of a dynamic exec property `<component id>_task` although the task is
+  named `<component id>` (its own golden file `expected_two_step_pipeline_with_dynamic_
+  execution_properties.pbtxt` has the same mismatch); `compile_pipeline` rewrites those
+  references to the real task names so `SpanForDate -> ExampleGen.range_config` resolves.
+
 Submit:
-  KFP:    `kfp.Client(host).create_run_from_pipeline_package("pipeline.yaml", arguments={})`
+  KFP:    `kfp.Client(host).create_run_from_pipeline_package("pipeline.yaml",
+                                                           arguments={"run_date": "2024-03-09"})`
   Vertex: `aiplatform.PipelineJob(display_name=..., template_path="pipeline.json").submit()`
 """
 import os
@@ -17,6 +31,7 @@ from typing import Any, Dict, Optional
 from pipeline import configs
 
 TARGETS = {"kfp": "pipeline.yaml", "vertex": "pipeline.json"}
+RUN_DATE_PARAMETER = "run_date"
 
 
 def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMAGE,
@@ -56,18 +71,60 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
         f"{root}/serving/{spec.name}", dataset=spec.name, schema_path=schema_path,
         check_schema_path=False,
         metadata_connection_config=None,
+        run_date=tfx.dsl.experimental.RuntimeParameter(
+            name=RUN_DATE_PARAMETER, ptype=str, default=""),
+        window_spans=None, analyzer_cache=True,
+        warm_start=kwargs.pop("warm_start", True),
         beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
                             else configs.beam_pipeline_args("direct")),
         **kwargs)
     os.makedirs(out_dir, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image,
+            # Schema 2.1 types run-time parameters (`parameterType`), which the YAML writer
+            # of TFX 1.16 needs once the pipeline declares `run_date`.
+            use_pipeline_spec_2_1=True),
         output_dir=out_dir, output_filename=TARGETS[target])
     path = os.path.join(out_dir, TARGETS[target])
     if os.path.exists(path):
         os.remove(path)  # The runner refuses to overwrite; a recompile replaces the file.
     runner.run(pipeline, write_out=True)
+    document = load_compiled(path)
+    if fix_producer_task_names(document):
+        _write_compiled(path, document)
     return path
+
+
+def fix_producer_task_names(document: Dict[str, Any]) -> int:
+    """Points `taskOutputParameter.producerTask` at existing tasks (module docstring); returns
+    the number of references rewritten."""
+    spec = document.get("pipelineSpec", document)
+    tasks = spec["root"]["dag"]["tasks"]
+    fixed = 0
+    for task in tasks.values():
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            output = parameter.get("taskOutputParameter")
+            if not output:
+                continue
+            producer = output["producerTask"]
+            if producer not in tasks and producer.endswith("_task") and producer[:-5] in tasks:
+                output["producerTask"] = producer[:-5]
+                fixed += 1
+    return fixed
+
+
+def _write_compiled(path: str, document: Dict[str, Any]) -> None:
+    import json
+
+    import yaml
+
+    with open(path, "w") as handle:
+        if path.endswith(".json"):
+            json.dump(document, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        else:
+            yaml.safe_dump(document, handle, sort_keys=True)
 
 
 def _image_schema_path(dataset: str) -> Optional[str]:

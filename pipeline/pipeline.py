@@ -10,9 +10,17 @@ CsvExampleGen | ImportExampleGen  (span-{SPAN}/train/*, span-{SPAN}/eval/*)
   -> Pusher (only when blessed: an atomic new version under <serving>/<model>/, pipeline.pusher)
 ```
 
-Daily retraining (issue 7) plugs in through the arguments, without rewiring: `range_config`
-selects spans, `analyzer_cache` is a Transform input, and `warm_start=True` feeds the latest
-blessed model to the Trainer as `base_model`.
+Daily retraining (issue 7, `pipeline.daily`) plugs in through the arguments, without rewiring:
+`run_date` adds `SpanForDate` in front of ExampleGen (the day's span from the data manifest, a
+runtime parameter on Kubeflow / Vertex), `window_spans=N` puts a resolver of the newest N
+validated spans between ExampleGen and Transform, `analyzer_cache=True` feeds the latest
+Transform analyzer cache back into Transform, and `warm_start=True` feeds the latest blessed
+model to the Trainer as `base_model`.
+
+```
+SpanForDate(run_date) -> CsvExampleGen(range_config) -> ... -> ValidationGate
+  validated-span-window-resolver(newest N validated spans) -> Transform(+ analyzer cache)
+```
 """
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -30,6 +38,9 @@ VALIDATION_GATE = "ValidationGate"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
 MODEL_RESOLVER = "latest-blessed-model-resolver"
+SPAN_FOR_DATE = "SpanForDate"
+SPAN_WINDOW_RESOLVER = "validated-span-window-resolver"
+ANALYZER_CACHE_RESOLVER = "latest-analyzer-cache-resolver"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
@@ -100,6 +111,8 @@ def create_pipeline(
         input_patterns: Optional[Mapping[str, str]] = None,
         hash_buckets: Sequence[int] = (9, 1),
         range_config=None,
+        run_date=None,
+        window_spans: Optional[int] = None,
         bucketize: Optional[Mapping[str, int]] = None,
         num_oov_buckets: int = configs.DEFAULT_NUM_OOV_BUCKETS,
         vocab_top_k: Optional[int] = None,
@@ -135,9 +148,15 @@ def create_pipeline(
         `span-{SPAN}/eval/*`); a single entry is hash-split train/eval by `hash_buckets` on
         the dataset's `partition_feature`.
       range_config: `tfx.proto.RangeConfig` selecting spans (default: the latest span).
+      run_date: `YYYY-MM-DD` (or a `RuntimeParameter` of type str; '' = newest span): ingest
+        that day's span, looked up in `<data_root>/manifest.json` by `SpanForDate`.
+        Exclusive with `range_config`.
+      window_spans: Transform and Trainer read the newest N spans that passed the validation
+        gate (`pipeline.daily.ValidatedSpanWindowStrategy`); None = only this run's span.
       bucketize, num_oov_buckets, vocab_top_k: Transform options
         (`pipeline.preprocessing.transform_config`).
-      analyzer_cache: optional channel of a previous Transform's `updated_analyzer_cache`.
+      analyzer_cache: True = reuse the latest Transform analyzer cache of this pipeline
+        (incremental analysis across days), or a channel of a `TransformCache`.
       warm_start: give the Trainer the latest blessed model as `base_model`.
       preprocessing_fn, run_fn: dotted paths of the Transform and Trainer functions.
       metadata_connection_config: MLMD connection (None on Kubeflow / Vertex).
@@ -169,6 +188,14 @@ def create_pipeline(
             raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
     if len(hash_buckets) != 2 or min(hash_buckets) < 1:
         raise ValueError(f"hash_buckets must be (train, eval) positive ints, got {hash_buckets}")
+    if run_date is not None and range_config is not None:
+        raise ValueError("give run_date or range_config, not both")
+    if isinstance(run_date, str) and run_date:
+        from pipeline.daily import check_date
+        check_date(run_date)
+    if window_spans is not None and (isinstance(window_spans, bool)
+                                     or not isinstance(window_spans, int) or window_spans < 1):
+        raise ValueError(f"window_spans must be None or an int >= 1, got {window_spans!r}")
     spec = get_spec(dataset)
     if schema_path == "default":
         schema_path = default_schema_path(spec.name)
@@ -187,6 +214,13 @@ def create_pipeline(
                                               max_auc_drop=max_auc_drop)
 
     components = []
+    if run_date is not None:
+        from pipeline.daily import SpanForDate
+
+        span_for_date = SpanForDate(data_root=data_root, run_date=run_date).with_id(
+            SPAN_FOR_DATE)
+        components.append(span_for_date)
+        range_config = span_for_date.outputs["range_config"].future()[0].value
     example_gen = _example_gen(input_format, data_root, input_patterns, spec.partition_feature,
                                tuple(hash_buckets), range_config)
     components.append(example_gen)
@@ -207,8 +241,32 @@ def create_pipeline(
     components.append(gate)
     validated_schema = gate.outputs["validated_schema"]
 
+    transform_examples = example_gen.outputs["examples"]
+    if window_spans is not None:
+        from pipeline.daily import ValidatedSpanWindowStrategy
+
+        window = tfx.dsl.Resolver(
+            strategy_class=ValidatedSpanWindowStrategy,
+            config={"num_spans": window_spans, "gate_type": gate.type},
+            examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                     producer_component_id=example_gen.id),
+        ).with_id(SPAN_WINDOW_RESOLVER)
+        # The window must be read after today's gate has judged today's span.
+        window.add_upstream_node(gate)
+        components.append(window)
+        transform_examples = window.outputs["examples"]
+    if analyzer_cache is True:
+        cache_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            cache=tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache),
+        ).with_id(ANALYZER_CACHE_RESOLVER)
+        components.append(cache_resolver)
+        analyzer_cache = cache_resolver.outputs["cache"]
+    elif analyzer_cache is False:
+        analyzer_cache = None
+
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=validated_schema,
+        examples=transform_examples, schema=validated_schema,
         preprocessing_fn=preprocessing_fn, custom_config=transform_config,
         analyzer_cache=analyzer_cache,
         # StatisticsGen already profiled the raw data; skip Transform's own pre/post stats.

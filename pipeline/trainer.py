@@ -11,8 +11,10 @@
 4. refuses to export a model with a non-finite weight;
 5. exports through `serving.export.export_saved_model` (raw `tf.Example` in, the Transform
    layer tracked inside, `{task: probability}` out) to `fn_args.serving_model_dir`, with
-   `model_config.json` beside it and a Keras weight checkpoint under the model artifact, from
-   which the next run warm-starts when the pipeline passes it as `base_model`.
+   `model_config.json` beside it and a Keras weight checkpoint + the vocabularies under the
+   model artifact, from which the next day's run warm-starts when the pipeline passes it as
+   `base_model` (`pipeline.warm_start`: embedding rows follow their values across vocabulary
+   changes; what was done is written to `warm_start.json` in the model-run directory).
 
 This module is imported by the Trainer executor as `pipeline.trainer`, so the package
 `__init__` sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads there too.
@@ -21,12 +23,8 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
-from pipeline import configs, preprocessing
-
-MODEL_CONFIG_FILE = "model_config.json"
-# Keras weights beside Format-Serving inside the Trainer's model artifact (for warm start).
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_PREFIX = "weights"
+from pipeline import configs, preprocessing, warm_start
+from pipeline.warm_start import MODEL_CONFIG_FILE
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
                  "personalization", "embedding_dim", "model_name")
@@ -137,43 +135,21 @@ def check_finite_weights(model):
                                      "the model is not exported")
 
 
-def warm_start(model, base_model_serving_dir, built, dataset) -> bool:
-    """Loads the weights of a previous model (`fn_args.base_model`) when it is the same network.
-
-    The previous model's `model_config.json` must equal this one's (same backbone, strategy,
-    vocabulary sizes...); otherwise the embeddings would not line up, so the model trains from
-    scratch and the reason is logged. Non-trainable state (DRGrad's μ/σ) is restored with the
-    weights. Returns True when the weights were loaded.
-    """
-    import tensorflow as tf
-    from absl import logging
-
-    if not base_model_serving_dir:
-        return False
-    config_path = os.path.join(base_model_serving_dir, MODEL_CONFIG_FILE)
-    checkpoint = os.path.join(os.path.dirname(base_model_serving_dir.rstrip("/")),
-                              CHECKPOINT_DIR, CHECKPOINT_PREFIX)
-    if not tf.io.gfile.exists(config_path) or not tf.io.gfile.exists(checkpoint + ".index"):
-        logging.warning("base model %s has no model_config.json / checkpoint; training from "
-                        "scratch", base_model_serving_dir)
-        return False
-    with tf.io.gfile.GFile(config_path) as handle:
-        previous = json.loads(handle.read())
-    if previous != json.loads(built.to_json()):
-        logging.warning("base model %s has a different model config (e.g. vocabulary sizes); "
-                        "training from scratch", base_model_serving_dir)
-        return False
-    features, _ = next(iter(dataset.take(1)))
-    model(features, training=False)  # create the variables, then restore them
-    model.load_weights(checkpoint).assert_existing_objects_matched()
-    logging.info("warm start from %s", checkpoint)
-    return True
+def vocabularies(tf_transform_output, custom_config) -> Dict[str, list]:
+    """`{categorical column: [value, ...] in id order}` of a Transform output."""
+    config = custom_config["transform"]
+    return {column: [value.decode("utf-8", "backslashreplace") if isinstance(value, bytes)
+                     else str(value)
+                     for value in tf_transform_output.vocabulary_by_name(
+                         preprocessing.vocabulary_name(column))]
+            for column in config["categorical"]}
 
 
 def run_fn(fn_args):
     """TFX Trainer entry point (module docstring)."""
     import tensorflow as tf
     import tensorflow_transform as tft
+    from absl import logging
 
     from model import build_model
     from serving.export import export_saved_model, write_warmup_requests
@@ -194,7 +170,11 @@ def run_fn(fn_args):
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, features,
                           tasks, config["batch_size"],
                           num_epochs=None if fn_args.eval_steps else 1, shuffle=False)
-    warm_start(model, fn_args.base_model, built, train)
+    vocabs = vocabularies(tft_output, config)
+    record = warm_start.warm_start(model, built, fn_args.base_model, vocabs,
+                                   config["transform"]["num_oov_buckets"])
+    warm_start.write_json(os.path.join(fn_args.model_run_dir, warm_start.RECORD_FILE), record)
+    logging.info("warm start: %s", record)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                 update_freq="epoch"),
                  tf.keras.callbacks.TerminateOnNaN()]
@@ -212,11 +192,11 @@ def run_fn(fn_args):
                        tasks, fn_args.serving_model_dir,
                        label_feature_spec={task: raw_spec[task] for task in tasks})
     write_warmup_requests(fn_args.serving_model_dir, config["model_name"])
-    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, MODEL_CONFIG_FILE),
-                           "w") as handle:
+    paths = warm_start.checkpoint_paths(fn_args.serving_model_dir)
+    with tf.io.gfile.GFile(paths["config"], "w") as handle:
         handle.write(built.to_json() + "\n")
-    model_root = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-    model.save_weights(os.path.join(model_root, CHECKPOINT_DIR, CHECKPOINT_PREFIX))
+    model.save_weights(paths["checkpoint"])
+    warm_start.write_json(paths["vocabularies"], vocabs)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "trainer_config.json"),
                            "w") as handle:
         handle.write(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")

@@ -15,10 +15,11 @@ from pipeline import configs, kubeflow_v2_runner
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "pipeline", "golden")
 IMAGE = "gcr.io/drgrad-test/drgrad-pipeline:golden"
-# TFX components + the validation gate; the LatestBlessedModelStrategy resolver compiles into
-# two importer-like resolver tasks (model blessing, then model).
+# TFX components + the validation gate + SpanForDate; the LatestBlessedModelStrategy resolver
+# compiles into two importer-like resolver tasks (model blessing, then model), the analyzer
+# cache resolver into one.
 EXPECTED_TASKS = {
-    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+    "SpanForDate", "latest-analyzer-cache-resolver", "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
     "Transform", "Trainer", "Evaluator", "Pusher",
     "latest-blessed-model-resolver-model-blessing-resolver",
     "latest-blessed-model-resolver-model-resolver",
@@ -70,8 +71,8 @@ def test_every_executor_runs_the_project_image(compiled):
     executors = _pipeline_spec(document)["deploymentSpec"]["executors"]
     images = {name: spec["container"]["image"] for name, spec in executors.items()
               if "container" in spec}
-    # Every component except the two resolvers (run by the KFP backend) is a container.
-    assert len(images) == len(EXPECTED_TASKS) - 2
+    # Every component except the three resolvers (run by the KFP backend) is a container.
+    assert len(images) == len(EXPECTED_TASKS) - 3
     assert set(images.values()) == {IMAGE}
 
 
@@ -81,6 +82,38 @@ def test_pusher_depends_on_the_evaluator_and_the_gate_on_the_validator(compiled)
     assert "Evaluator" in tasks["Pusher"]["dependentTasks"]
     assert "ExampleValidator" in tasks["ValidationGate"]["dependentTasks"]
     assert "ValidationGate" in tasks["Transform"]["dependentTasks"]
+
+
+def test_run_date_is_a_runtime_parameter_that_selects_the_example_gen_span(compiled):
+    _, _, document = compiled
+    spec = _pipeline_spec(document)
+    assert spec["root"]["inputDefinitions"]["parameters"] == {
+        kubeflow_v2_runner.RUN_DATE_PARAMETER: {"parameterType": "STRING"}}
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["SpanForDate"]["inputs"]["parameters"]["run_date"] == {
+        "componentInputParameter": kubeflow_v2_runner.RUN_DATE_PARAMETER}
+    # ExampleGen's range_config comes from SpanForDate's output, by the real task name.
+    assert tasks["CsvExampleGen"]["inputs"]["parameters"]["range_config"] == {
+        "taskOutputParameter": {"outputParameterKey": "range_config",
+                                "producerTask": "SpanForDate"}}
+    assert "SpanForDate" in tasks["CsvExampleGen"]["dependentTasks"]
+    outputs = spec["components"]["SpanForDate"]["outputDefinitions"]
+    assert outputs["parameters"] == {"range_config": {"parameterType": "STRING"}}
+    assert tasks["Transform"]["inputs"]["artifacts"]["analyzer_cache"]["taskOutputArtifact"][
+        "producerTask"] == "latest-analyzer-cache-resolver"
+
+
+def test_producer_task_names_are_fixed_only_when_the_real_task_exists():
+    document = {"root": {"dag": {"tasks": {
+        "A": {},
+        "B": {"inputs": {"parameters": {
+            "x": {"taskOutputParameter": {"producerTask": "A_task", "outputParameterKey": "o"}},
+            "y": {"taskOutputParameter": {"producerTask": "C_task", "outputParameterKey": "o"}},
+            "z": {"runtimeValue": {"constant": 1}}}}}}}}}
+    assert kubeflow_v2_runner.fix_producer_task_names(document) == 1
+    parameters = document["root"]["dag"]["tasks"]["B"]["inputs"]["parameters"]
+    assert parameters["x"]["taskOutputParameter"]["producerTask"] == "A"
+    assert parameters["y"]["taskOutputParameter"]["producerTask"] == "C_task"
 
 
 def test_matches_golden(compiled):

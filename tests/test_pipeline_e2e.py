@@ -202,6 +202,7 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
 
     from model import build_model
     from pipeline import trainer
+    from pipeline.warm_start import checkpoint_paths
 
     paths = runs["paths"]
     version_dir = runs["first"]["outputs"]["pushed_destination"]
@@ -250,8 +251,8 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
     model = build_model(**built.build_kwargs())
     transformed = tft_output.transform_features_layer()(dict(columns))
     model(transformed, training=False)
-    model.load_weights(os.path.join(model_uri, trainer.CHECKPOINT_DIR,
-                                    trainer.CHECKPOINT_PREFIX)).assert_existing_objects_matched()
+    model.load_weights(checkpoint_paths(os.path.join(model_uri, "Format-Serving"))["checkpoint"]
+                       ).assert_existing_objects_matched()
     expected = {t: v.numpy() for t, v in model(transformed, training=False).items()}
     assert model_dir == paths.serving_model_dir
 

@@ -64,6 +64,21 @@ def register(subparsers):
                         help="rewrite report.md and figures from DIR/results.csv; train nothing")
     parser.set_defaults(func=_bench)
 
+    study = subparsers.add_parser(
+        "bench-personalization",
+        help="MovieLens: DRGrad vs DRGrad w/o PPNet (and MMoE), test AUC by user-activity "
+             "quintile",
+        description="Trains the mmoe, drgrad_no_ppnet and drgrad presets per seed on "
+                    "movielens-100k and writes DIR/personalization.csv and "
+                    "DIR/personalization.md (model/bench/personalization.py).")
+    study.add_argument("--source", required=True, help="the ml-100k folder (never committed)")
+    study.add_argument("--out", required=True, metavar="DIR")
+    study.add_argument("--seeds", type=_positive_int, default=3)
+    study.add_argument("--epochs", type=_positive_int, default=15)
+    study.add_argument("--patience", type=int, default=2)
+    study.add_argument("--batch-size", type=_positive_int, default=1024)
+    study.set_defaults(func=_personalization)
+
 
 def command_line(args):
     """The ``drgrad bench ...`` command that reproduces ``args`` (for report.md)."""
@@ -84,6 +99,16 @@ def command_line(args):
     if args.dataset == "synthetic" and args.generator != "angle":
         argv += ["--generator", args.generator]
     return shlex.join(argv)
+
+
+def _personalization(args):
+    from model.bench import personalization  # pylint: disable=g-import-not-at-top
+    if args.patience < 0:
+        raise ValueError(f"--patience must be >= 0, got {args.patience}")
+    personalization.run_study(args.source, args.out, seeds=args.seeds, epochs=args.epochs,
+                              patience=args.patience, batch_size=args.batch_size)
+    print(f"wrote {args.out}/personalization.csv, personalization.md")
+    return 0
 
 
 def _bench(args):

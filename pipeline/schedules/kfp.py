@@ -16,9 +16,9 @@ expands); a package without it trains on the newest span present when the run st
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
+from pipeline.kubeflow_v2_runner import RUN_DATE_PARAMETER
 from pipeline.schedules import cronexpr, package
 
-RUN_DATE_PARAMETER = "run_date"
 DEFAULT_EXPERIMENT = "drgrad-daily"
 
 

@@ -1,0 +1,165 @@
+"""Personalization study (issue 9): does the PPNet gate help, and for which users?
+
+DRGrad's personalized gate (PPNet, paper §3.3) reads user / item ids; the paper reports the
+gain on average only and leaves the cold-start question open. This study trains, per seed,
+the model presets `mmoe`, `drgrad_no_ppnet` and `drgrad` on MovieLens-100K (time-ordered
+80/10/10 split, `data.movielens`) with the harness's protocol (`model.train.train`: early
+stopping on validation mean AUC, test touched once), then splits the **test** rows by the
+activity of their user in the train split (number of train ratings; 0 = a user first seen
+after the train period) into quintiles of equal row count, and reports each task's AUC per
+quintile, mean over seeds, with DRGrad − DRGrad w/o PPNet per quintile.
+
+    drgrad bench-personalization --source ../shared/data/movielens-100k --seeds 3 \
+        --out runs/bench/personalization
+
+Writes `DIR/personalization.csv` (one row per cell × seed × quintile) and
+`DIR/personalization.md`; the runs themselves are `DIR/<cell>/seed-<n>/` and are reused when
+the command is repeated.
+"""
+import csv
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+CELLS = ("mmoe", "drgrad_no_ppnet", "drgrad")
+QUINTILES = 5
+DATASET = "movielens-100k"
+
+
+def activity_quintiles(train_users: Sequence, test_users: Sequence, groups: int = QUINTILES):
+    """`(group index per test row, [(min activity, max activity, rows)] per group)`.
+
+    Activity of a test row = number of train rows of its user. Rows are ranked by activity
+    (ties broken by row order, so groups have equal row counts ±1) and cut into `groups`.
+    """
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    test_users = list(test_users)
+    if len(test_users) < groups:
+        raise ValueError(f"{len(test_users)} test rows cannot make {groups} groups")
+    counts: Dict = {}
+    for user in train_users:
+        counts[user] = counts.get(user, 0) + 1
+    activity = np.array([counts.get(user, 0) for user in test_users])
+    order = np.argsort(activity, kind="stable")
+    group = np.empty(len(test_users), dtype=int)
+    for index, rows in enumerate(np.array_split(order, groups)):
+        group[rows] = index
+    ranges = [(int(activity[group == g].min()), int(activity[group == g].max()),
+               int((group == g).sum())) for g in range(groups)]
+    return group, ranges
+
+
+def grouped_aucs(labels: Dict[str, np.ndarray], scores: Dict[str, np.ndarray],
+                 group: np.ndarray, groups: int = QUINTILES) -> List[Dict[str, float]]:
+    """`[{task: AUC}]` per group (NaN where a group lacks a class)."""
+    from model.metrics import roc_auc
+
+    result = []
+    for g in range(groups):
+        mask = group == g
+        aucs = {}
+        for task in labels:
+            y = np.asarray(labels[task])[mask]
+            aucs[task] = (roc_auc(y, np.asarray(scores[task])[mask])
+                          if 0 < y.sum() < len(y) else float("nan"))
+        result.append(aucs)
+    return result
+
+
+def _run(out, cell, seed, source, epochs, patience, batch_size):
+    from model.train import train
+
+    run_dir = os.path.join(out, cell, f"seed-{seed}")
+    if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        if os.path.isdir(run_dir):
+            import shutil
+            shutil.rmtree(run_dir)   # an interrupted run
+        train(DATASET, run_dir, preset=cell, seed=seed, source=source, epochs=epochs,
+              patience=patience, batch_size=batch_size, verbose=0)
+    return run_dir
+
+
+def run_study(source, out, seeds=3, epochs=15, patience=2, batch_size=1024, cells=CELLS,
+              verbose=True):
+    """Trains (or reuses) every cell × seed and writes the CSV and the report; returns rows."""
+    import tensorflow as tf
+
+    import data
+    from model.builder import load_trained
+    from model.callbacks import predict_arrays
+
+    frames = data.load_frames(DATASET, source=source)
+    group, ranges = activity_quintiles(frames["train"]["user_id"], frames["test"]["user_id"])
+    tasks = list(data.get_spec(DATASET).tasks)
+    rows = []
+    for seed in range(seeds):
+        for cell in cells:
+            run_dir = _run(out, cell, seed, source, epochs, patience, batch_size)
+            model, preprocessor, _ = load_trained(run_dir)
+            scores, labels = predict_arrays(model, preprocessor.to_dataset(frames["test"], 4096))
+            with open(os.path.join(run_dir, "metrics.json")) as handle:
+                overall = json.load(handle)["test"]
+            for index, aucs in enumerate(grouped_aucs(labels, scores, group)):
+                low, high, count = ranges[index]
+                rows.append({"cell": cell, "seed": seed, "quintile": index + 1,
+                             "activity_min": low, "activity_max": high, "rows": count,
+                             **{f"test_{t}": aucs[t] for t in tasks},
+                             **{f"overall_{t}": overall[t] for t in tasks}})
+            tf.keras.backend.clear_session()
+            if verbose:
+                print(f"{cell} seed {seed}: " + ", ".join(
+                    f"{t} {overall[t]:.4f}" for t in tasks), flush=True)
+    write_csv(os.path.join(out, "personalization.csv"), rows)
+    with open(os.path.join(out, "personalization.md"), "w") as handle:
+        handle.write(report(rows, tasks))
+    return rows
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def report(rows, tasks) -> str:
+    """Markdown: per quintile, each cell's mean test AUC over seeds, and DRGrad − w/o PPNet."""
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    quintiles = sorted({r["quintile"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [f"# Personalization study: {DATASET}, test AUC by user-activity quintile", "",
+             f"Seeds: {len(seeds)}. Activity = the user's number of train ratings. Mean over "
+             "seeds; Δ = drgrad − drgrad_no_ppnet.", ""]
+
+    def mean(cell, quintile, key):
+        values = [float(r[key]) for r in rows
+                  if r["cell"] == cell and (quintile is None or r["quintile"] == quintile)]
+        values = [v for v in values if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    for task in tasks:
+        header = ["quintile", "activity", "rows", *cells]
+        if {"drgrad", "drgrad_no_ppnet"} <= set(cells):
+            header.append("Δ PPNet")
+        lines += [f"## {task}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        for quintile in quintiles:
+            first = next(r for r in rows if r["quintile"] == quintile)
+            values = [mean(c, quintile, f"test_{task}") for c in cells]
+            line = [f"Q{quintile}", f"{first['activity_min']}–{first['activity_max']}",
+                    str(first["rows"]), *(f"{v:.4f}" for v in values)]
+            if "Δ PPNet" in header:
+                delta = (mean("drgrad", quintile, f"test_{task}")
+                         - mean("drgrad_no_ppnet", quintile, f"test_{task}"))
+                line.append(f"{delta:+.4f}")
+            lines.append("| " + " | ".join(line) + " |")
+        overall = [mean(c, None, f"overall_{task}") for c in cells]
+        line = ["all", "", "", *(f"{v:.4f}" for v in overall)]
+        if "Δ PPNet" in header:
+            key = f"overall_{task}"
+            line.append(f"{mean('drgrad', None, key) - mean('drgrad_no_ppnet', None, key):+.4f}")
+        lines += ["| " + " | ".join(line) + " |", ""]
+    return "\n".join(lines) + "\n"
