@@ -92,7 +92,7 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
     runner.run(pipeline, write_out=True)
     document = load_compiled(path)
     if fix_producer_task_names(document):
-        _write_compiled(path, document)
+        write_compiled(path, document)
     return path
 
 
@@ -114,7 +114,8 @@ def fix_producer_task_names(document: Dict[str, Any]) -> int:
     return fixed
 
 
-def _write_compiled(path: str, document: Dict[str, Any]) -> None:
+def write_compiled(path: str, document: Dict[str, Any]) -> None:
+    """Writes a compiled pipeline dict as `load_compiled` reads it (JSON or YAML by suffix)."""
     import json
 
     import yaml

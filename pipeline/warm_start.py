@@ -52,10 +52,15 @@ def write_json(path: str, value) -> None:
         handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+# Model config fields that do not change the network's variables (a new seed or learning rate
+# still warm-starts).
+_TRAINING_ONLY_FIELDS = ("seed", "learning_rate", "task_weights")
+
+
 def _without_vocabulary_sizes(config: Mapping) -> Dict:
-    """A model config dict with categorical sizes replaced by None (the network's shape
-    otherwise)."""
-    config = json.loads(json.dumps(config))
+    """The network part of a model config dict, categorical sizes replaced by None."""
+    config = {k: v for k, v in json.loads(json.dumps(config)).items()
+              if k not in _TRAINING_ONLY_FIELDS}
     features = config["feature_config"]
     features["categorical"] = {name: None for name in features["categorical"]}
     return config
@@ -130,7 +135,9 @@ def warm_start(model, built, base_model_serving_dir: Optional[str],
         return record
     old_vocabularies = _read_json(paths["vocabularies"])
     model(_dummy_features(built.feature_config), training=False)  # create the variables
-    if previous == current and old_vocabularies == dict(vocabularies):
+    if (_without_vocabulary_sizes(previous) == _without_vocabulary_sizes(current)
+            and previous["feature_config"] == current["feature_config"]
+            and old_vocabularies == dict(vocabularies)):
         model.load_weights(paths["checkpoint"]).assert_existing_objects_matched()
         record["mode"] = "exact"
         return record

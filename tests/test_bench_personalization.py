@@ -7,15 +7,15 @@ import pytest
 from model.bench import personalization as study
 
 
-def test_activity_quintiles_rank_test_rows_by_their_users_train_count():
+def test_activity_groups_cold_rows_then_warm_rows_by_their_users_train_count():
     train_users = ["a"] * 5 + ["b"] * 2 + ["c"]            # a: 5, b: 2, c: 1, d: 0
-    test_users = ["d", "a", "b", "c", "a", "d"]
-    group, ranges = study.activity_quintiles(train_users, test_users, groups=3)
-    # Activities 0 5 2 1 5 0 -> sorted rows (stable): d(0) d(0) | c(1) b(2) | a(5) a(5)
-    assert group.tolist() == [0, 2, 1, 1, 2, 0]
-    assert ranges == [(0, 0, 2), (1, 2, 2), (5, 5, 2)]
+    test_users = ["d", "a", "b", "c", "a", "d", "b"]
+    group, ranges = study.activity_groups(train_users, test_users, warm_groups=2)
+    # Cold: the two d rows. Warm activities 5 2 1 5 2 -> sorted (stable): c(1) b(2) b(2) | a a
+    assert group.tolist() == [0, 2, 1, 1, 2, 0, 1]
+    assert ranges == [(0, 0, 2), (1, 2, 3), (5, 5, 2)]
     with pytest.raises(ValueError):
-        study.activity_quintiles(train_users, ["a"], groups=2)
+        study.activity_groups(train_users, ["a", "d"], warm_groups=2)
 
 
 def test_grouped_aucs_per_group_and_nan_without_both_classes():
@@ -33,7 +33,7 @@ def test_report_means_over_seeds_and_the_ppnet_delta():
     rows = []
     for seed, (with_ppnet, without) in enumerate([(0.70, 0.60), (0.80, 0.62)]):
         for cell, value in (("drgrad_no_ppnet", without), ("drgrad", with_ppnet)):
-            rows.append({"cell": cell, "seed": seed, "quintile": 1, "activity_min": 0,
+            rows.append({"cell": cell, "seed": seed, "group": "Q1", "activity_min": 0,
                          "activity_max": 3, "rows": 10, "test_like": value,
                          "overall_like": value + 0.1})
     text = study.report(rows, ["like"])

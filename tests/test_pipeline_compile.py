@@ -5,7 +5,6 @@ image, and compare with the committed golden file after removing volatile fields
 versions, telemetry labels). Regenerate the goldens after an intended change with
 `DRGRAD_UPDATE_GOLDEN=1 pytest tests/test_pipeline_compile.py`.
 """
-import json
 import os
 
 import pytest
@@ -122,13 +121,7 @@ def test_matches_golden(compiled):
     normalized = _normalize(document)
     if os.environ.get("DRGRAD_UPDATE_GOLDEN"):
         os.makedirs(GOLDEN_DIR, exist_ok=True)
-        with open(golden_path, "w") as handle:
-            if golden_path.endswith(".json"):
-                json.dump(normalized, handle, indent=1, sort_keys=True)
-                handle.write("\n")
-            else:
-                import yaml
-                yaml.safe_dump(normalized, handle, sort_keys=True)
+        kubeflow_v2_runner.write_compiled(golden_path, normalized)
     golden = kubeflow_v2_runner.load_compiled(golden_path)
     assert normalized == golden, (f"{target} compile output differs from {golden_path}; "
                                   "regenerate with DRGRAD_UPDATE_GOLDEN=1 if intended")
