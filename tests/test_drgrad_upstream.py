@@ -10,23 +10,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import FeatureConfig, build_model  # noqa: E402
+from model import build_model  # noqa: E402
 from model.strategies import get_strategy, register  # noqa: E402
 from model.strategies.base import flatten, unflatten  # noqa: E402
 from model.strategies.drgrad import DRGrad, route, route_representations  # noqa: E402
 
-FC = FeatureConfig(categorical={"c": 4}, numeric=("x", "y"), embedding_dim=2)
-TASKS = ["a", "b"]
-TINY = {"num_experts": 2, "expert_units": 3, "tower_units": [2]}
-
-
-def batch(seed=0, n=8):
-    rng = np.random.RandomState(seed)
-    features = {"c": rng.randint(0, 4, n).astype(np.int64),
-                "x": rng.randn(n).astype(np.float32), "y": rng.randn(n).astype(np.float32)}
-    labels = {"a": (features["x"] > 0).astype(np.float32),
-              "b": (features["y"] - features["x"] > 0).astype(np.float32)}
-    return features, labels
+from tiny_split_mmoe import FC, TASKS, TINY, batch  # noqa: E402
 
 
 def tiny_model(strategy_args=None, strategy="drgrad", optimizer=None):

@@ -9,25 +9,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import FeatureConfig, build_model  # noqa: E402
+from model import build_model  # noqa: E402
 from model.strategies import get_strategy, register  # noqa: E402
 from model.strategies.base import GradientStrategy, flatten, unflatten  # noqa: E402
 from model.strategies.drgrad import route  # noqa: E402
 
-FC = FeatureConfig(categorical={"c": 4}, numeric=("x", "y"), embedding_dim=2)
-TASKS = ["a", "b"]
-TINY = {"num_experts": 2, "expert_units": 3, "tower_units": [2]}
+from tiny_split_mmoe import FC, TASKS, TINY  # noqa: E402
+from tiny_split_mmoe import batch as _batch  # noqa: E402
 
 
 def batch(seed=0, n=8):
-    rng = np.random.RandomState(seed)
-    features = {"c": rng.randint(0, 4, n).astype(np.int64),
-                "x": rng.randn(n).astype(np.float32), "y": rng.randn(n).astype(np.float32)}
-    labels = {"a": (features["x"] > 0).astype(np.float32),
-              "b": (features["y"] + features["x"] > 0).astype(np.float32)}
-    labels["a"][0], labels["b"][0] = 1.0, 0.0
-    labels["a"][1], labels["b"][1] = 0.0, 1.0
-    return features, labels
+    return _batch(seed, n, conflicting=True)
 
 
 def tiny_model(strategy="drgrad", strategy_args=None, backbone="split_mmoe", seed=3, lr=1.0):
