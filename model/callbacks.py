@@ -29,16 +29,20 @@ def evaluate_auc(model, dataset):
 
 
 class AUCEarlyStopping(tf.keras.callbacks.Callback):
-    """Stops when the mean exact validation AUC has not improved for ``patience`` epochs and
-    restores the best epoch's weights (all of them: μ and strategy state included).
+    """Stops when the mean exact validation AUC (over the `monitor` tasks, default all) has not
+    improved for ``patience`` epochs and restores the best epoch's weights (all of them: μ and
+    strategy state included).
 
     Adds ``val_<task>_auc_exact`` and ``val_mean_auc`` to the epoch logs.
     """
 
-    def __init__(self, validation_data, patience=2, min_delta=0.0, verbose=1):
+    def __init__(self, validation_data, patience=2, min_delta=0.0, verbose=1, monitor=None):
         super().__init__()
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        if monitor is not None and not list(monitor):
+            raise ValueError("monitor must name at least one task")
+        self.monitor = None if monitor is None else tuple(monitor)
         self.validation_data = validation_data
         self.patience = patience
         self.min_delta = float(min_delta)
@@ -51,7 +55,7 @@ class AUCEarlyStopping(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         aucs = evaluate_auc(self.model, self.validation_data)
-        mean = float(np.mean(list(aucs.values())))
+        mean = float(np.mean([aucs[t] for t in (self.monitor or aucs)]))
         self.history.append(aucs)
         if logs is not None:
             for task, value in aucs.items():

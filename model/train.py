@@ -115,7 +115,11 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     test_data = preprocessor.to_dataset(frames["test"], eval_batch)
 
     os.makedirs(out_dir, exist_ok=True)
-    early = AUCEarlyStopping(val_data, patience=patience, verbose=verbose)
+    # A task with loss weight 0 (a single-task baseline's other tasks) is not trained: its
+    # validation AUC is noise and must not decide when to stop.
+    trained_tasks = [t for t in spec.tasks if (task_weights or {}).get(t, 1.0) > 0]
+    early = AUCEarlyStopping(val_data, patience=patience, verbose=verbose,
+                             monitor=trained_tasks)
     callbacks = [
         early,
         StrategyStatsLogger(os.path.join(out_dir, "logs", "steps"), every=log_every),

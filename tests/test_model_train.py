@@ -59,3 +59,34 @@ def test_bad_input_is_reported_in_one_line(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "nope", "--out", str(tmp_path)])
+
+
+def test_early_stopping_watches_only_the_monitored_tasks(monkeypatch):
+    """A single-task baseline's untrained task (loss weight 0) must not decide when to stop:
+    here its AUC wanders while the trained task improves every epoch."""
+    from model import callbacks
+
+    epochs = iter([{"a": 0.60, "b": 0.50}, {"a": 0.61, "b": 0.40}, {"a": 0.62, "b": 0.30},
+                   {"a": 0.63, "b": 0.20}])
+    monkeypatch.setattr(callbacks, "evaluate_auc", lambda model, data: next(epochs))
+
+    class FakeModel:
+        stop_training = False
+
+        def get_weights(self):
+            return []
+
+    watched = callbacks.AUCEarlyStopping(None, patience=2, verbose=0, monitor=["a"])
+    watched.set_model(FakeModel())
+    for epoch in range(4):
+        watched.on_epoch_end(epoch, {})
+    assert watched.best_epoch == 3 and not watched.model.stop_training
+
+    epochs = iter([{"a": 0.60, "b": 0.50}, {"a": 0.61, "b": 0.40}, {"a": 0.62, "b": 0.30}])
+    everything = callbacks.AUCEarlyStopping(None, patience=2, verbose=0)
+    everything.set_model(FakeModel())
+    for epoch in range(3):
+        everything.on_epoch_end(epoch, {})
+    assert everything.best_epoch == 0 and everything.model.stop_training
+    with pytest.raises(ValueError):
+        callbacks.AUCEarlyStopping(None, monitor=[])
