@@ -16,7 +16,6 @@
   counted twice.
 """
 import datetime
-import json
 import os
 from typing import Dict, List, Optional
 
@@ -25,6 +24,8 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 
 import ml_metadata as mlmd
+
+from pipeline import json_files
 
 MANIFEST_NAME = "manifest.json"  # data.datasets.MANIFEST_NAME (kept import-light here)
 SPAN_PROPERTY = "span"
@@ -49,8 +50,7 @@ def read_manifest(data_root: str) -> Dict:
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} not found: daily runs need the span -> date manifest "
                                 "that `drgrad data split-days` writes")
-    with tf.io.gfile.GFile(path) as handle:
-        return json.loads(handle.read())
+    return json_files.read_json(path)
 
 
 def dated_spans(data_root: str) -> Dict[str, int]:

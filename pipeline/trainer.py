@@ -19,11 +19,11 @@
 This module is imported by the Trainer executor as `pipeline.trainer`, so the package
 `__init__` sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads there too.
 """
-import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
 from pipeline import configs, preprocessing, warm_start
+from pipeline.json_files import write_json
 from pipeline.warm_start import MODEL_CONFIG_FILE
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
@@ -173,7 +173,7 @@ def run_fn(fn_args):
     vocabs = vocabularies(tft_output, config)
     record = warm_start.warm_start(model, built, fn_args.base_model, vocabs,
                                    config["transform"]["num_oov_buckets"])
-    warm_start.write_json(os.path.join(fn_args.model_run_dir, warm_start.RECORD_FILE), record)
+    write_json(os.path.join(fn_args.model_run_dir, warm_start.RECORD_FILE), record)
     logging.info("warm start: %s", record)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                 update_freq="epoch"),
@@ -196,7 +196,5 @@ def run_fn(fn_args):
     with tf.io.gfile.GFile(paths["config"], "w") as handle:
         handle.write(built.to_json() + "\n")
     model.save_weights(paths["checkpoint"])
-    warm_start.write_json(paths["vocabularies"], vocabs)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "trainer_config.json"),
-                           "w") as handle:
-        handle.write(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
+    write_json(paths["vocabularies"], vocabs)
+    write_json(os.path.join(fn_args.model_run_dir, "trainer_config.json"), dict(config))

@@ -22,6 +22,8 @@ import json
 import os
 from typing import Dict, List, Mapping, Optional
 
+from pipeline.json_files import read_json
+
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_PREFIX = "weights"
 MODEL_CONFIG_FILE = "model_config.json"
@@ -35,21 +37,6 @@ def checkpoint_paths(serving_model_dir: str) -> Dict[str, str]:
     return {"config": os.path.join(serving_model_dir, MODEL_CONFIG_FILE),
             "checkpoint": os.path.join(root, CHECKPOINT_DIR, CHECKPOINT_PREFIX),
             "vocabularies": os.path.join(root, CHECKPOINT_DIR, VOCABULARIES_FILE)}
-
-
-def _read_json(path):
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path) as handle:
-        return json.loads(handle.read())
-
-
-def write_json(path: str, value) -> None:
-    import tensorflow as tf
-
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 # Model config fields that do not change the network's variables (a new seed or learning rate
@@ -128,12 +115,12 @@ def warm_start(model, built, base_model_serving_dir: Optional[str],
                                                paths["checkpoint"] + ".index")):
         record["reason"] = "base model has no model_config.json / vocabularies / checkpoint"
         return record
-    previous = _read_json(paths["config"])
+    previous = read_json(paths["config"])
     current = json.loads(built.to_json())
     if _without_vocabulary_sizes(previous) != _without_vocabulary_sizes(current):
         record["reason"] = "base model is a different network (model config differs)"
         return record
-    old_vocabularies = _read_json(paths["vocabularies"])
+    old_vocabularies = read_json(paths["vocabularies"])
     model(_dummy_features(built.feature_config), training=False)  # create the variables
     if (_without_vocabulary_sizes(previous) == _without_vocabulary_sizes(current)
             and previous["feature_config"] == current["feature_config"]

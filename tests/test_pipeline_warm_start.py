@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from model import build_model
 from model.config import FeatureConfig
-from pipeline import warm_start
+from pipeline import json_files, warm_start
 
 OOV = 1
 TASKS = ("click", "like")
@@ -34,7 +34,7 @@ def _save(model, vocabularies, root):
     with open(paths["config"], "w") as handle:
         handle.write(model.model_config.to_json())
     model.save_weights(paths["checkpoint"])
-    warm_start.write_json(paths["vocabularies"], vocabularies)
+    json_files.write_json(paths["vocabularies"], vocabularies)
     return serving
 
 

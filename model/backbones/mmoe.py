@@ -26,9 +26,14 @@ class MMoE(Backbone):
 
     def call(self, features, training=None):
         x = self.embedding(features)
-        experts = self.experts(x)
+        experts = self._expert_outputs(x, training)
         return {t: self.towers[t](mix_experts(self.gates[t](x), experts), training=training)
                 for t in self.tasks}
+
+    def _expert_outputs(self, x, training):
+        """``[batch, num_experts, expert_units]``; subclasses may transform the experts here."""
+        del training  # the experts have no training-only behaviour
+        return self.experts(x)
 
     def _group_layers(self):
         return {"embeddings": [self.embedding], "experts": [self.experts],
