@@ -158,11 +158,21 @@ class FeaturePreprocessor:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        dataset = tf.data.Dataset.from_tensor_slices((self.transform(frame), self.labels(frame)))
-        if shuffle:
-            dataset = dataset.shuffle(max(len(frame), 1), seed=seed,
-                                      reshuffle_each_iteration=True)
-        return dataset.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+        arrays = (self.transform(frame), self.labels(frame))
+        if not shuffle:
+            dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(int(batch_size))
+            return dataset.prefetch(tf.data.AUTOTUNE)
+        # Shuffle row indices, not rows: a full-size buffer of per-row feature dicts costs about
+        # 1 GB per epoch of fragmented heap on census (RSS grew to 13 GB over two 15-epoch
+        # runs); a buffer of int64 indices does not. Shuffling depends only on the seed and the
+        # buffer size, so the batches hold the same rows in the same order as shuffling rows.
+        columns = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+        rows = len(frame)
+        indices = tf.data.Dataset.range(rows).shuffle(max(rows, 1), seed=seed,
+                                                      reshuffle_each_iteration=True)
+        dataset = indices.batch(int(batch_size)).map(
+            lambda index: tf.nest.map_structure(lambda column: tf.gather(column, index), columns))
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def keras_layer(self, name: Optional[str] = None):
         """A tf.keras layer mapping raw feature tensors (spec raw dtypes, [B]) to model inputs."""
