@@ -1,16 +1,15 @@
-"""bench/census_study.py: the cell list behind docs/RESULTS.md's census tables."""
+"""bench/census_study.py and bench/synthetic_study.py: the cell lists behind docs/RESULTS.md."""
 import importlib.util
 import os
 
 from model.bench import harness
 from model.bench.presets import GRIDS
 
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench",
-                     "census_study.py")
+_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 
 
-def _study():
-    spec = importlib.util.spec_from_file_location("census_study", _PATH)
+def _study(name="census_study"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(_BENCH, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -33,3 +32,15 @@ def test_study_cells_cover_table3_variants_and_routing_levels_once():
             if cell.name in names:
                 assert cells[names.index(cell.name)] == cell, (preset, cell.name)
     harness._check_cells(cells, ["income", "marital"])  # every cell builds its strategy
+
+
+def test_synthetic_study_single_task_references_have_the_narrow_width():
+    study = _study("synthetic_study")
+    shared_32 = next(c for c in GRIDS["narrow"] if c.name == "shared_bottom_32")
+    for k, cell in enumerate(study.NARROW_SINGLE_TASK):
+        assert (cell.role, cell.single_task) == ("single_task", k)
+        assert cell.backbone_args == shared_32.backbone_args == {"bottom_units": [32]}
+        assert cell.task_weights(["label1", "label2"]) == {
+            "label1": float(k == 0), "label2": float(k == 1)}
+    names = [c.name for c in GRIDS["narrow"] + study.NARROW_SINGLE_TASK]
+    assert len(names) == len(set(names))
