@@ -9,29 +9,35 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 DEMO_DIR ?= runs/demo
 
-.PHONY: venv demo test test-fast test-e2e bench clean
+.PHONY: venv demo test test-fast test-e2e lint-imports bench clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py
+$(STAMP): requirements.txt constraints.txt setup.py Makefile
 	@interp=$$(scripts/find_python.sh) || exit 1; \
 	if [ ! -x $(PY) ]; then echo "building $(VENV) from $$interp"; $$interp -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install -q --disable-pip-version-check "pip<25" "setuptools<81" wheel
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 -e .
 	@touch $(STAMP)
 
 demo: venv
 	$(VENV)/bin/drgrad demo --out $(DEMO_DIR)
 
-test: venv
-	$(PY) -m pytest tests -p no:cacheprovider
+# pytest's console script (not `python -m pytest`) keeps the repository root off sys.path, so
+# tests can only import the installed `drgrad.*` names: no module exists twice.
+test: venv lint-imports
+	$(VENV)/bin/pytest tests -p no:cacheprovider
+
+# The layering contracts of .importlinter (docs/ARCHITECTURE.md).
+lint-imports: venv
+	$(VENV)/bin/lint-imports --no-cache
 
 test-fast: venv
-	$(PY) -m pytest tests -p no:cacheprovider -m "not e2e"
+	$(VENV)/bin/pytest tests -p no:cacheprovider -m "not e2e"
 
 test-e2e: venv
-	$(PY) -m pytest tests -p no:cacheprovider -m e2e
+	$(VENV)/bin/pytest tests -p no:cacheprovider -m e2e
 
 clean:
 	rm -rf runs build *.egg-info

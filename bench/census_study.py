@@ -1,8 +1,8 @@
 """The census study of docs/RESULTS.md: every cell of the paper's Table 3, the DRGrad variant
 search and the routing levels on seed 0, and the goal's comparison over 5 seeds.
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python bench/census_study.py --out runs/bench/census
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python bench/census_study.py --out runs/bench/census --report-only
+    .venv/bin/python -m drgrad.bench.census_study --out runs/bench/census
+    .venv/bin/python -m drgrad.bench.census_study --out runs/bench/census --report-only
 
 Start it once per core to train in parallel: the harness's run locks split the runs, and
 finished runs are reused, so a rerun resumes. Writes, under --out:
@@ -19,12 +19,10 @@ import os
 import shutil
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model.bench import harness  # noqa: E402
-from model.bench.presets import GRIDS, parse_cell  # noqa: E402
+from drgrad.bench import harness  # noqa: E402
+from drgrad.bench.presets import GRIDS, parse_cell  # noqa: E402
 
 # Routing at v1 / vs with one ξ per example (paper Fig. 3(c)'s per-user gradients).
 PER_EXAMPLE_UPSTREAM = ('split_mmoe:drgrad:{"variant": "upstream", "upstream_mode": "example", '
@@ -58,7 +56,7 @@ def main(argv=None):
     by_name = {cell.name: cell for cell in cells}
     five = tuple(by_name[name] for name in FIVE_SEED_CELLS)
     protocol = dict(epochs=args.epochs, patience=args.patience,
-                    command=" ".join(["python bench/census_study.py", *sys.argv[1:]]))
+                    command=" ".join(["python -m drgrad.bench.census_study", *sys.argv[1:]]))
     if not args.report_only:
         # Seed 0 of everything first, so an interrupted study still compares every cell.
         harness.run_bench("census", cells, args.out, seeds=1, plots=False, **protocol)

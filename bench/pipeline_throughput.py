@@ -6,7 +6,7 @@ worker setting (1 = in_memory, N > 1 = multi_processing with N workers), each in
 directory with caching off, and reads every component's wall time from ML Metadata. With
 `--full` the whole pipeline runs (Trainer, Evaluator, Pusher too).
 
-    TF_USE_LEGACY_KERAS=1 python bench/pipeline_throughput.py --rows 20000 --workers 1 2
+    python -m drgrad.bench.pipeline_throughput --rows 20000 --workers 1 2
 
 Rows/s counts the train + eval rows that ExampleGen ingests and Transform analyzes (train) and
 transforms (train + eval). Numbers depend heavily on the machine and its load: report the
@@ -19,14 +19,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
 def run_once(data_root, root, workers, full):
     from tfx import v1 as tfx
 
-    from pipeline import configs, local_runner
+    from drgrad.pipeline import configs, local_runner
 
     pipeline, paths = local_runner.build(
         data_root, root, "census", enable_cache=False, data_only=not full,
@@ -48,7 +46,7 @@ def main(argv=None):
     if args.rows < 1 or any(w < 0 for w in args.workers):
         parser.error("--rows must be >= 1 and --workers >= 0")
 
-    from data.datasets import build
+    from drgrad.data.datasets import build
 
     results = {"rows_per_split": args.rows, "cpus": os.cpu_count(),
                "load_average": os.getloadavg(), "runs": []}

@@ -7,7 +7,7 @@ TF Serving-compatible front ends add: p50/p99 and throughput at 1, 8 and 64 conc
 clients over REST and gRPC, and the overhead over the in-process call at batch 1 (goals:
 <= 1 ms gRPC, <= 2 ms REST).
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python bench/serving_latency.py [--quick] [--json out.json]
+    .venv/bin/python -m drgrad.bench.serving_latency [--quick] [--json out.json]
 
 The server runs in a separate process (`drgrad serve`), the clients are threads here.
 Numbers depend on the machine and on what else runs on it; the script prints its settings.
@@ -21,8 +21,6 @@ import sys
 import tempfile
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
@@ -48,8 +46,8 @@ def _columns(rows):
 def export_variants(out_dir):
     import tensorflow as tf
 
-    import model as model_pkg
-    from serving.export import export_saved_model
+    from drgrad import model as model_pkg
+    from drgrad.serving.export import export_saved_model
 
     feature_config = model_pkg.FeatureConfig(categorical=CATEGORICAL, numeric=NUMERIC,
                                              personalization=("c0",), embedding_dim=8)
@@ -97,7 +95,7 @@ def bench_in_process(paths, iterations):
 def _start_server(base):
     ready = os.path.join(base, "ready.json")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--model-base", base, "--model-name",
+        [sys.executable, "-m", "drgrad.cli", "serve", "--model-base", base, "--model-name",
          "drgrad", "--rest-port", "0", "--grpc-port", "0", "--ready-file", ready],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,8 +110,8 @@ def _start_server(base):
 
 
 def bench_server(path, requests_per_client, concurrency_levels):
-    from serving import client as client_lib
-    from serving.export import write_model_version
+    from drgrad.serving import client as client_lib
+    from drgrad.serving.export import write_model_version
 
     base = tempfile.mkdtemp(prefix="serving-bench-")
     write_model_version(base, "drgrad", path, version=1)

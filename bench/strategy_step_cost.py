@@ -8,7 +8,7 @@ milliseconds per step and the ratio to `equal_weight` on that backbone. DRGrad n
 backbone; on the others it is reported as "n/a".
 
 Usage:
-    TF_USE_LEGACY_KERAS=1 python bench/strategy_step_cost.py \
+    python -m drgrad.bench.strategy_step_cost \
         [--backbones mmoe,split_mmoe] [--batch 2048] [--steps 30] [--tasks 2] [--json out.json]
 """
 import argparse
@@ -18,8 +18,6 @@ import statistics
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 STRATEGIES = ("equal_weight", "drgrad", "pcgrad", "cagrad", "nash_mtl", "adatask", "igbv2",
               "gradcraft")
@@ -57,8 +55,8 @@ def _batch(args, np, tf):
 
 def build_models(backbone, strategies, args, labels):
     """``{strategy: compiled model}`` (None where the pair is not applicable)."""
-    from model import build_model  # pylint: disable=g-import-not-at-top
-    from model.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+    from drgrad.model import build_model  # pylint: disable=g-import-not-at-top
+    from drgrad.model.config import FeatureConfig  # pylint: disable=g-import-not-at-top
     config = FeatureConfig(categorical={f"cat_{i}": args.vocab for i in range(6)},
                            numeric=tuple(f"num_{i}" for i in range(8)),
                            personalization=("cat_0",), embedding_dim=16)

@@ -2,7 +2,7 @@
 rows per split, plus single-task references of the same width as the narrow shared layer (a
 32-unit shared bottom), so that "Δ vs single-task" can be read as transfer and not capacity.
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python bench/synthetic_study.py --out runs/bench/synthetic-narrow-100k --cos=0,0.5,-0.5
+    .venv/bin/python -m drgrad.bench.synthetic_study --out runs/bench/synthetic-narrow-100k --cos=0,0.5,-0.5
 
 Start it once per core to train in parallel (run locks split the runs; finished runs are
 reused). Writes report.md, results.csv and figures/ under --out.
@@ -11,13 +11,11 @@ import argparse
 import os
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model.bench import harness  # noqa: E402
-from model.bench.cli import parse_cos  # noqa: E402
-from model.bench.presets import GRIDS, Cell  # noqa: E402
+from drgrad.bench import harness  # noqa: E402
+from drgrad.bench.cli import parse_cos  # noqa: E402
+from drgrad.bench.presets import GRIDS, Cell  # noqa: E402
 
 NARROW_SINGLE_TASK = tuple(
     Cell(f"single_task_32/{k}", backbone="shared_bottom", strategy="equal_weight",
@@ -37,7 +35,7 @@ def main(argv=None):
     harness.run_bench("synthetic", cells, args.out, seeds=args.seeds, epochs=15, patience=2,
                       rows=args.rows, cos_values=parse_cos(args.cos),
                       train_missing=not args.no_train,
-                      command=" ".join(["python bench/synthetic_study.py", *sys.argv[1:]]))
+                      command=" ".join(["python -m drgrad.bench.synthetic_study", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

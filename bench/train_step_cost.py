@@ -1,6 +1,6 @@
 """Train-step cost of DRGrad against MMoE and Split-MMoE, measured side by side.
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python bench/train_step_cost.py [--batch-sizes 256 2048]
+    .venv/bin/python -m drgrad.bench.train_step_cost [--batch-sizes 256 2048]
 
 Three compiled models on census-shaped inputs (32 categoricals x vocab 64, embedding 8,
 7 numerics; 8 experts x 64, towers 32 -> 1; Adam): ``mmoe`` + equal_weight, ``split_mmoe`` +
@@ -16,14 +16,12 @@ import statistics
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import FeatureConfig, build_model  # noqa: E402
+from drgrad.model import FeatureConfig, build_model  # noqa: E402
 
 CONFIGS = (("mmoe", "mmoe", "equal_weight"), ("split_mmoe", "split_mmoe", "equal_weight"),
            ("drgrad", "split_mmoe", "drgrad"))

@@ -8,13 +8,13 @@ _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # Public API, imported lazily (PEP 562) so `drgrad --help` and `import data` stay instant and
 # pandas / TensorFlow load only when a builder or the preprocessor is used.
 _EXPORTS = {
-    "DatasetSpec": "data.specs",
-    "SPECS": "data.specs",
-    "get_spec": "data.specs",
-    "load_frames": "data.datasets",
-    "build": "data.datasets",
-    "split_days": "data.datasets",
-    "FeaturePreprocessor": "data.preprocessing",
+    "DatasetSpec": "drgrad.data.specs",
+    "SPECS": "drgrad.data.specs",
+    "get_spec": "drgrad.data.specs",
+    "load_frames": "drgrad.data.datasets",
+    "build": "drgrad.data.datasets",
+    "split_days": "drgrad.data.datasets",
+    "FeaturePreprocessor": "drgrad.data.preprocessing",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -21,8 +21,8 @@ from typing import Dict, Optional
 import numpy as np
 import pandas as pd
 
-from data import readers
-from data.specs import BYTEREC, BYTEREC_RAW_COLUMNS
+from drgrad.data import readers
+from drgrad.data.specs import BYTEREC, BYTEREC_RAW_COLUMNS
 
 SPEC = BYTEREC
 FILE_NAME = "byterec_sample.txt"

@@ -28,8 +28,8 @@ from typing import Dict, Optional
 import numpy as np
 import pandas as pd
 
-from data import readers
-from data.specs import CENSUS, CENSUS_INT_CATEGORICAL, CENSUS_NUMERIC, CENSUS_RAW_COLUMNS
+from drgrad.data import readers
+from drgrad.data.specs import CENSUS, CENSUS_INT_CATEGORICAL, CENSUS_NUMERIC, CENSUS_RAW_COLUMNS
 
 SPEC = CENSUS
 DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "census-income")

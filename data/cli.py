@@ -24,7 +24,7 @@ def positive_int(text):
 
 
 def _add_common(parser):
-    from data.specs import dataset_names
+    from drgrad.data.specs import dataset_names
 
     parser.add_argument("name", metavar="NAME",
                         help=f"dataset: one of {', '.join(dataset_names())}")
@@ -75,7 +75,7 @@ def _options(args):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
     if options and get_spec(args.name).name != "synthetic":
         flags = ", ".join(f"--{key}" for key in options)
@@ -109,14 +109,14 @@ def _report(result):
 
 
 def _build(args):
-    from data.datasets import build
+    from drgrad.data.datasets import build
 
     return _report(build(args.name, args.out, rows=args.rows, seed=args.seed,
                          source=args.source, overwrite=args.overwrite, **_options(args)))
 
 
 def _split_days(args):
-    from data.datasets import split_days
+    from drgrad.data.datasets import split_days
 
     return _report(split_days(args.name, args.out, source=args.source, days=args.days,
                               rows=args.rows, seed=args.seed, overwrite=args.overwrite,
@@ -124,7 +124,7 @@ def _split_days(args):
 
 
 def _list(args):
-    from data.specs import SPECS
+    from drgrad.data.specs import SPECS
 
     for name, spec in sorted(SPECS.items()):
         print(f"{name}: tasks {', '.join(spec.tasks)} (primary {spec.primary_task}); "

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from data import readers
-from data.specs import DatasetSpec, get_spec
+from drgrad.data import readers
+from drgrad.data.specs import DatasetSpec, get_spec
 
 SPLITS = ("train", "eval", "test")
 DAILY_SPLITS = ("train", "eval")
@@ -39,13 +39,13 @@ STREAM_EVAL_FRACTION = 0.1
 def _module(name: str):
     spec = get_spec(name)
     if spec.name == "census-income":
-        from data import census as module
+        from drgrad.data import census as module
     elif spec.name == "synthetic":
-        from data import synthetic as module
+        from drgrad.data import synthetic as module
     elif spec.name == "movielens-100k":
-        from data import movielens as module
+        from drgrad.data import movielens as module
     else:
-        from data import byterec as module
+        from drgrad.data import byterec as module
     return spec, module
 
 
@@ -239,7 +239,7 @@ def split_days(name: str, out_dir, source=None, days: Optional[int] = None,
             raise ValueError(f"dataset {spec.name!r} takes no options; got {sorted(options)}")
         if rows is not None:
             raise ValueError("rows is not supported for movielens-100k daily spans; use days")
-        from data import movielens
+        from drgrad.data import movielens
         spans = movielens.daily(source, days=days, seed=seed)
         for date, frames in spans:
             for split, frame in frames.items():

@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from data import readers
-from data.specs import MOVIELENS
+from drgrad.data import readers
+from drgrad.data.specs import MOVIELENS
 
 SPEC = MOVIELENS
 SPLIT_FRACTIONS = (("train", 0.8), ("eval", 0.1), ("test", 0.1))

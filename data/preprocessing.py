@@ -23,7 +23,7 @@ from typing import Dict, Mapping, Optional, Union
 import numpy as np
 import pandas as pd
 
-from data.specs import DatasetSpec, get_spec
+from drgrad.data.specs import DatasetSpec, get_spec
 
 CONFIG_NAME = "preprocessor.json"
 FORMAT_VERSION = 1
@@ -177,7 +177,7 @@ class FeaturePreprocessor:
     def keras_layer(self, name: Optional[str] = None):
         """A tf.keras layer mapping raw feature tensors (spec raw dtypes, [B]) to model inputs."""
         self._require_fitted()
-        from data.raw_transform import RawFeatureTransform
+        from drgrad.data.raw_transform import RawFeatureTransform
 
         return RawFeatureTransform(**self.layer_config(), name=name or f"{_slug(self.spec.name)}"
                                    "_raw_transform")

@@ -51,8 +51,8 @@ from typing import Dict, Optional
 import numpy as np
 import pandas as pd
 
-from data import readers
-from data.specs import SYNTHETIC, SYNTHETIC_NUM_DENSE, SYNTHETIC_NUM_SPARSE
+from drgrad.data import readers
+from drgrad.data.specs import SYNTHETIC, SYNTHETIC_NUM_DENSE, SYNTHETIC_NUM_SPARSE
 
 SPEC = SYNTHETIC
 SPLIT_SIZES = (("train", 100_000), ("eval", 10_000), ("test", 10_000))

@@ -5,17 +5,17 @@ import os as _os
 # tensorflow-recommenders require it, and the choice is fixed at the first TensorFlow import.
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-# Light at import time (`drgrad --help` imports model.cli): TensorFlow loads only when one of
+# Light at import time (`drgrad --help` imports drgrad.training.cli): TensorFlow loads only when one of
 # the names below is first used (PEP 562).
-from model.config import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
+from drgrad.model.config import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
 
 __all__ = ["FeatureConfig", "ModelConfig", "PRESETS", "build_model", "load_trained",
            "MultiTaskModel"]
 
 _LAZY = {
-    "build_model": "model.builder",
-    "load_trained": "model.builder",
-    "MultiTaskModel": "model.multitask_model",
+    "build_model": "drgrad.model.builder",
+    "load_trained": "drgrad.model.builder",
+    "MultiTaskModel": "drgrad.model.multitask_model",
 }
 
 

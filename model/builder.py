@@ -4,10 +4,8 @@ import os
 
 import tensorflow as tf
 
-from model.backbones import get_backbone
-from model.config import FeatureConfig, ModelConfig, check_tasks
-from model.multitask_model import MultiTaskModel
-from model.strategies import get_strategy
+from drgrad.model.config import FeatureConfig, ModelConfig, check_tasks
+from drgrad.model.multitask_model import MultiTaskModel
 
 WEIGHTS_DIR = "weights"
 WEIGHTS_PREFIX = "weights/model"
@@ -46,18 +44,7 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
                          strategy=strategy, backbone_args=dict(backbone_args or {}),
                          strategy_args=dict(strategy_args or {}), task_weights=task_weights,
                          learning_rate=float(learning_rate), seed=seed)
-    if seed is not None:
-        tf.keras.utils.set_random_seed(seed)
-    try:
-        net = get_backbone(backbone, feature_config, tasks, **config.backbone_args)
-    except TypeError as error:
-        raise ValueError(f"bad backbone_args for {backbone!r}: {error}") from None
-    try:
-        strat = get_strategy(strategy, **config.strategy_args)
-    except TypeError as error:
-        raise ValueError(f"bad strategy_args for {strategy!r}: {error}") from None
-    model = MultiTaskModel(net, strat, tasks=tasks, task_weights=task_weights,
-                           model_config=config)
+    model = MultiTaskModel.from_model_config(config)
     if compile_model:
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))
     return model
@@ -98,6 +85,6 @@ def load_trained(run_dir, compile_model=True):
     preprocessor = None
     pre_dir = os.path.join(run_dir, PREPROCESSOR_DIR)
     if os.path.isdir(pre_dir):
-        from data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
+        from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
         preprocessor = FeaturePreprocessor.load(pre_dir)
     return model, preprocessor, config

@@ -1,50 +1,67 @@
 """`MultiTaskModel`: a backbone, a gradient strategy and one ranking task per label.
 
-Built on tensorflow-recommenders (`tfrs.Model`, one `tfrs.tasks.Ranking` per task for the BCE
-loss on logits and the AUC metric). `call` returns only ``{task: probability [B]}`` (float32),
-so an exported signature has exactly one output per task; for split backbones the primary
-task is ``sigmoid(μ′·z′ + μ″·z″)`` with μ read from the non-trainable `TowerMixer` variable.
+Each task's BCE loss on logits and AUC metric come from a tensorflow-recommenders
+`tfrs.tasks.Ranking`; the model itself is a plain `tf.keras.Model` (its `train_step` and
+`test_step` are its own). `call` returns only ``{task: probability [B]}`` (float32), so an
+exported signature has exactly one output per task; for split backbones the primary task is
+``sigmoid(μ′·z′ + μ″·z″)`` with μ read from the non-trainable `TowerMixer` variable.
 
-`train_step` (DRGrad Alg. 1, generalized to any `GradientStrategy`):
+`train_step` (DRGrad Alg. 1, generalized to any `GradientStrategy`) is six named steps:
 
-1. ONE forward pass under ONE `tf.GradientTape` (persistent only if the strategy needs
-   per-task gradients); task losses L_t, weights w_t (``strategy.loss_weights``, default α),
-   total = Σ w_t·L_t + regularization losses.
-2. ONE ``tape.gradient(total, trainable_variables)``: embedding gradients stay
-   `tf.IndexedSlices`; if the strategy asks, one more ``tape.gradient(w_t·L_t, group vars)`` per
-   task restricted to the strategy's groups.
-3. ``strategy.combine`` replaces the gradients of its groups; all other variables keep the
-   summed-loss gradient.
-   With representation routing (``strategy.routes_representations``, DRGrad
-   ``route_level="upstream"``), the backbone also returns its representations (v1, vs) inside
-   the tape; one ``tape.gradient(w_t·L_t, representations)`` per task (through the towers
-   only) goes to ``strategy.route_representations``, and the variables upstream of them get
-   ``tape.gradient(representations, upstream, output_gradients=routed)`` instead.
-4. NaN guard: if the loss or any gradient is non-finite the step is skipped (no apply, no
-   strategy update, no metric update; counted in ``skipped_steps``): a NaN never reaches
-   the weights.
-5. ONE ``optimizer.apply_gradients``, then ``strategy.after_apply`` (DRGrad's updater).
+1. `_forward_losses`: ONE forward pass under ONE `tf.GradientTape` (persistent only if the
+   strategy needs per-task gradients or routes representations); task losses L_t, weights w_t
+   (``strategy.loss_weights``, default α), total = Σ w_t·L_t + regularization losses.
+2. `_summed_gradients`: ONE ``tape.gradient(total, trainable_variables)``; embedding gradients
+   stay `tf.IndexedSlices`.
+3. `_routed_summed_gradients` (instead of 2, when ``strategy.routes_representations``: DRGrad
+   ``route_level="upstream"``): the backbone also returns its representations (v1, vs); one
+   ``tape.gradient(w_t·L_t, representations)`` per task (through the towers only) goes to
+   ``strategy.route_representations``, and the variables upstream of them get
+   ``tape.gradient(representations, upstream, output_gradients=routed)``; every other variable
+   gets its summed gradient, and no backward pass is wasted on the upstream ones.
+4. `_per_task_gradients`: if the strategy asks, one ``tape.gradient(w_t·L_t, group vars)`` per
+   task, restricted to the strategy's groups.
+5. `_combine`: ``strategy.combine`` replaces the gradients of its groups; all other variables
+   keep the summed-loss gradient.
+6. `_apply_if_finite`: if the loss and every gradient are finite, ONE
+   ``optimizer.apply_gradients``, then ``strategy.after_apply`` (DRGrad's updater) and the
+   metric update; otherwise the step is skipped (no apply, no strategy update, no metric
+   update; counted in ``skipped_steps``): a NaN never reaches the weights.
 
 All variables (model, strategy state, optimizer slots, logged statistics) are created eagerly
 at construction / `compile`, never inside a traced step, so the steps run under `tf.function`
-(the Keras default) and retracing is safe.
+(the Keras default) and retracing is safe. Variables are told apart by `Variable.ref()`.
 """
 import math
+from typing import Dict, List, NamedTuple, Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from model.backbones.base import Backbone, dedicated_output, shared_output
-from model.config import check_tasks
-from model.layers.mixing import TowerMixer
-from model.strategies.base import GradientStrategy, StrategyInputs
+from drgrad.model.backbones import get_backbone
+from drgrad.model.backbones.base import Backbone, dedicated_output, shared_output
+from drgrad.model.config import ModelConfig, check_tasks
+from drgrad.model.layers.mixing import TowerMixer
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.base import GradientStrategy, StrategyInputs
 
 
 def _stat_key(name):
     return name.replace("/", "__")
 
 
-class MultiTaskModel(tfrs.Model):
+class _Forward(NamedTuple):
+    """What step 1 computes under the tape."""
+    logits: Dict[str, tf.Tensor]
+    representations: Optional[Dict[str, tf.Tensor]]
+    task_losses: Dict[str, tf.Tensor]
+    weights: Dict[str, tf.Tensor]
+    weighted: Dict[str, tf.Tensor]
+    total: tf.Tensor
+    regularization: tf.Tensor
+
+
+class MultiTaskModel(tf.keras.Model):
     """Multi-task ranking model.
 
     Args:
@@ -111,10 +128,10 @@ class MultiTaskModel(tfrs.Model):
         seen = {}
         for group in required:
             for variable in groups[group]:
-                if id(variable) in seen:
+                if variable.ref() in seen:
                     raise ValueError(f"strategy groups overlap: {variable.name} is in "
-                                     f"{seen[id(variable)]!r} and {group!r}")
-                seen[id(variable)] = group
+                                     f"{seen[variable.ref()]!r} and {group!r}")
+                seen[variable.ref()] = group
         self._group_names = required
         self._groups = {g: list(groups[g]) for g in required}
         self._upstream = []
@@ -124,7 +141,7 @@ class MultiTaskModel(tfrs.Model):
                                  f"gradients but backbone {type(self.backbone).__name__} exposes "
                                  "no representations")
             self._upstream = [v for g in self.backbone.representation_groups for v in groups[g]]
-            overlap = [v.name for v in self._upstream if id(v) in seen]
+            overlap = [v.name for v in self._upstream if v.ref() in seen]
             if overlap:
                 raise ValueError(f"strategy groups overlap the representation-routed variables: "
                                  f"{overlap}")
@@ -186,120 +203,152 @@ class MultiTaskModel(tfrs.Model):
             for metric in self.ranking_tasks[task]._ranking_metrics:  # pylint: disable=protected-access
                 metric.update_state(y, z, sample_weight=sample_weight)
 
-    def compute_loss(self, inputs, training=False):
-        """tfrs API: total weighted loss of ``(features, labels)``."""
-        features, labels = inputs[0], inputs[1]
-        losses = self._task_losses(labels, self.task_logits(features, training=training), None,
-                                   training)
-        return tf.add_n([self.task_weights[t] * losses[t] for t in self.task_names])
-
     # -- training ----------------------------------------------------------------------------
     def train_step(self, data):
         features, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
-        strategy = self.strategy
-        alpha = {t: tf.constant(self.task_weights[t], tf.float32) for t in self.task_names}
-        routes = bool(self._upstream)
-        with tf.GradientTape(persistent=strategy.needs_task_gradients or routes) as tape:
-            if routes:
-                out, representations = self.backbone(features, training=True,
-                                                     return_representations=True)
-                logits = self._mix(out)
-            else:
-                logits = self.task_logits(features, training=True)
-            task_losses = self._task_losses(labels, logits, sample_weight, training=True,
-                                            compute_metrics=False)
-            weights = strategy.loss_weights(task_losses, alpha)
-            weighted = {t: weights[t] * task_losses[t] for t in self.task_names}
-            loss = tf.add_n(list(weighted.values()))
-            regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
-            total = loss + regularization
-
         variables = self.trainable_variables
-        index = {id(v): i for i, v in enumerate(variables)}
-        stats = {}
+        routes = bool(self._upstream)
+        persistent = self.strategy.needs_task_gradients or routes
+        with tf.GradientTape(persistent=persistent) as tape:
+            forward = self._forward_losses(features, labels, sample_weight, routes)
         if routes:
-            # Variables upstream of the representations get the routed representation gradient
-            # (+ regularization) instead of the summed one; no backward pass is wasted on them.
-            upstream = {id(v) for v in self._upstream}
-            plain_vars = [v for v in variables if id(v) not in upstream]
-            plain = dict(zip(map(id, plain_vars), tape.gradient(total, plain_vars)))
-            names = self.backbone.representation_names
-            rep_grads = {}
-            for task in self.task_names:
-                grads = tape.gradient(weighted[task], [representations[n] for n in names],
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                rep_grads[task] = dict(zip(names, grads))
-            routed, stats = strategy.route_representations(rep_grads)
-            targets = [representations[n] for n in names]
-            output_gradients = [tf.cast(routed[n], targets[i].dtype) for i, n in enumerate(names)]
-            if self.losses:
-                targets.append(regularization)
-                output_gradients.append(None)
-            up = dict(zip(map(id, self._upstream),
-                          tape.gradient(targets, self._upstream,
-                                        output_gradients=output_gradients)))
-            summed = [up[id(v)] if id(v) in upstream else plain[id(v)] for v in variables]
-            stats = dict(stats)
+            summed, stats = self._routed_summed_gradients(tape, forward, variables)
         else:
-            summed = tape.gradient(total, variables)
-        summed = [tf.zeros_like(v) if g is None else g for g, v in zip(summed, variables)]
-        group_summed = {g: [summed[index[id(v)]] for v in vs] for g, vs in self._groups.items()}
-
-        per_task = None
-        if strategy.needs_task_gradients and self._groups:
-            flat_vars = [v for g in self._group_names for v in self._groups[g]]
-            per_task = {}
-            for task in self.task_names:
-                grads = tape.gradient(weighted[task], flat_vars,
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                per_task[task] = self._regroup(grads)
-            if self.losses:
-                regularization_grads = self._regroup(tape.gradient(
-                    regularization, flat_vars, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+            summed, stats = self._summed_gradients(tape, forward, variables), {}
+        per_task, regularization_grads = self._per_task_gradients(tape, forward)
         del tape
-
-        inputs = StrategyInputs(variables=self._groups, summed=group_summed, per_task=per_task,
-                                task_losses=task_losses, loss_weights=weights,
-                                step=self.optimizer.iterations)
-        combined, combine_stats = strategy.combine(inputs)
+        inputs = StrategyInputs(
+            variables=self._groups, summed=self._by_group(summed, variables), per_task=per_task,
+            task_losses=forward.task_losses, loss_weights=forward.weights,
+            step=self.optimizer.iterations)
+        final, combined, combine_stats = self._combine(inputs, summed, variables,
+                                                       regularization_grads)
         stats.update(combine_stats)
-        if per_task is not None and self.losses:
-            combined = {g: [c + r for c, r in zip(combined[g], regularization_grads[g])]
-                        for g in combined}
-        final = list(summed)
-        for group in self._group_names:
-            if group not in combined or len(combined[group]) != len(self._groups[group]):
-                raise ValueError(f"{type(strategy).__name__}.combine must return one gradient per "
-                                 f"variable of group {group!r}")
-            for variable, grad in zip(self._groups[group], combined[group]):
-                final[index[id(variable)]] = grad
-
-        finite = tf.math.is_finite(total)
-        for grad in final:
-            values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
-
-        own = set()
-        if strategy.applies_own_updates:
-            own = {id(v) for vs in self._groups.values() for v in vs}
-
-        def apply():
-            pairs = [(g, v) for g, v in zip(final, variables) if id(v) not in own]
-            self.optimizer.apply_gradients(pairs)
-            if own:
-                strategy.apply_updates(inputs, combined)
-            strategy.after_apply(inputs, combined)
-            # Metrics only see applied steps, so one bad batch cannot turn the epoch's loss NaN.
-            self._update_metrics(labels, logits, sample_weight, total, task_losses)
-            return tf.constant(0, tf.int64)
-
-        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
-        self.skipped_steps.assign_add(skipped)
+        self._apply_if_finite(inputs, combined, final, variables, forward, labels, sample_weight)
         for name, value in stats.items():
             self.strategy_stats[_stat_key(name)].assign(tf.cast(value, tf.float32))
         logs = {m.name: m.result() for m in self.metrics}
         logs["skipped_steps"] = self.skipped_steps.value()
         return logs
+
+    def _forward_losses(self, features, labels, sample_weight, routes) -> _Forward:
+        """Step 1 (inside the tape): logits, task losses, their weights and the total."""
+        representations = None
+        if routes:
+            out, representations = self.backbone(features, training=True,
+                                                 return_representations=True)
+            logits = self._mix(out)
+        else:
+            logits = self.task_logits(features, training=True)
+        task_losses = self._task_losses(labels, logits, sample_weight, training=True,
+                                        compute_metrics=False)
+        alpha = {t: tf.constant(self.task_weights[t], tf.float32) for t in self.task_names}
+        weights = self.strategy.loss_weights(task_losses, alpha)
+        weighted = {t: weights[t] * task_losses[t] for t in self.task_names}
+        regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        total = tf.add_n(list(weighted.values())) + regularization
+        return _Forward(logits, representations, task_losses, weights, weighted, total,
+                        regularization)
+
+    @staticmethod
+    def _summed_gradients(tape, forward, variables) -> List:
+        """Step 2: the gradient of the total loss for every trainable variable."""
+        grads = tape.gradient(forward.total, variables)
+        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+    def _routed_summed_gradients(self, tape, forward, variables):
+        """Step 3 (instead of 2): routed representation gradients for the upstream variables.
+
+        Variables upstream of the representations get the routed representation gradient
+        (+ regularization) instead of the summed one; no backward pass is wasted on them.
+        """
+        upstream = {v.ref() for v in self._upstream}
+        plain_vars = [v for v in variables if v.ref() not in upstream]
+        grads = dict(zip((v.ref() for v in plain_vars), tape.gradient(forward.total, plain_vars)))
+        names = self.backbone.representation_names
+        targets = [forward.representations[n] for n in names]
+        rep_grads = {}
+        for task in self.task_names:
+            task_grads = tape.gradient(forward.weighted[task], targets,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            rep_grads[task] = dict(zip(names, task_grads))
+        routed, stats = self.strategy.route_representations(rep_grads)
+        output_gradients = [tf.cast(routed[n], target.dtype) for n, target in zip(names, targets)]
+        if self.losses:
+            targets.append(forward.regularization)
+            output_gradients.append(None)
+        grads.update(zip((v.ref() for v in self._upstream),
+                         tape.gradient(targets, self._upstream,
+                                       output_gradients=output_gradients)))
+        summed = [grads[v.ref()] for v in variables]
+        summed = [tf.zeros_like(v) if g is None else g for g, v in zip(summed, variables)]
+        return summed, dict(stats)
+
+    def _per_task_gradients(self, tape, forward):
+        """Step 4: ``{task: {group: [∇ w_t·L_t]}}`` over the strategy's groups (or None), and
+        the regularization's gradient of those groups (or None)."""
+        if not (self.strategy.needs_task_gradients and self._groups):
+            return None, None
+        flat_vars = [v for g in self._group_names for v in self._groups[g]]
+        per_task = {}
+        for task in self.task_names:
+            grads = tape.gradient(forward.weighted[task], flat_vars,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            per_task[task] = self._regroup(grads)
+        regularization_grads = None
+        if self.losses:
+            regularization_grads = self._regroup(tape.gradient(
+                forward.regularization, flat_vars,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO))
+        return per_task, regularization_grads
+
+    def _combine(self, inputs, summed, variables, regularization_grads):
+        """Step 5: the strategy's gradients replace the summed ones of its groups.
+
+        Returns ``(final gradient per trainable variable, {group: combined}, stats)``.
+        """
+        combined, stats = self.strategy.combine(inputs)
+        if regularization_grads is not None:
+            combined = {g: [c + r for c, r in zip(combined[g], regularization_grads[g])]
+                        for g in combined}
+        replaced = {}
+        for group in self._group_names:
+            if group not in combined or len(combined[group]) != len(self._groups[group]):
+                raise ValueError(f"{type(self.strategy).__name__}.combine must return one "
+                                 f"gradient per variable of group {group!r}")
+            replaced.update(zip((v.ref() for v in self._groups[group]), combined[group]))
+        final = [replaced.get(v.ref(), g) for g, v in zip(summed, variables)]
+        return final, combined, stats
+
+    def _apply_if_finite(self, inputs, combined, final, variables, forward, labels,
+                         sample_weight):
+        """Step 6: apply, update the strategy and the metrics, or skip a non-finite step."""
+        finite = tf.math.is_finite(forward.total)
+        for grad in final:
+            values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+        own = set()
+        if self.strategy.applies_own_updates:
+            own = {v.ref() for vs in self._groups.values() for v in vs}
+
+        def apply():
+            self.optimizer.apply_gradients(
+                [(g, v) for g, v in zip(final, variables) if v.ref() not in own])
+            if own:
+                self.strategy.apply_updates(inputs, combined)
+            self.strategy.after_apply(inputs, combined)
+            # Metrics only see applied steps, so one bad batch cannot turn the epoch's loss NaN.
+            self._update_metrics(labels, forward.logits, sample_weight, forward.total,
+                                 forward.task_losses)
+            return tf.constant(0, tf.int64)
+
+        self.skipped_steps.assign_add(
+            tf.cond(finite, apply, lambda: tf.constant(1, tf.int64)))
+
+    def _by_group(self, grads, variables):
+        """``{group: [gradient of each variable of the group]}`` out of a per-variable list."""
+        position = {v.ref(): i for i, v in enumerate(variables)}
+        return {g: [grads[position[v.ref()]] for v in vs] for g, vs in self._groups.items()}
 
     def _regroup(self, flat):
         out, start = {}, 0
@@ -330,12 +379,33 @@ class MultiTaskModel(tfrs.Model):
     def get_config(self):
         if self.model_config is None:
             raise NotImplementedError("MultiTaskModel.get_config needs the model built by "
-                                      "model.build_model (it records a ModelConfig)")
+                                      "build_model or from_model_config (it records a "
+                                      "ModelConfig)")
         return {"model_config": self.model_config.to_dict()}
 
     @classmethod
+    def from_model_config(cls, config: ModelConfig):
+        """A new (uncompiled) model with the backbone, strategy and tasks of ``config``.
+
+        Seeds TensorFlow first when ``config.seed`` is set, so the same config gives the same
+        initial weights. `drgrad.model.builder.build_model` validates its arguments into a
+        `ModelConfig` and compiles what this returns.
+        """
+        if config.seed is not None:
+            tf.keras.utils.set_random_seed(config.seed)
+        try:
+            backbone = get_backbone(config.backbone, config.feature_config, config.tasks,
+                                    **config.backbone_args)
+        except TypeError as error:
+            raise ValueError(f"bad backbone_args for {config.backbone!r}: {error}") from None
+        try:
+            strategy = get_strategy(config.strategy, **config.strategy_args)
+        except TypeError as error:
+            raise ValueError(f"bad strategy_args for {config.strategy!r}: {error}") from None
+        return cls(backbone, strategy, tasks=config.tasks, task_weights=config.task_weights,
+                   model_config=config)
+
+    @classmethod
     def from_config(cls, config, custom_objects=None):
-        from model.builder import build_model  # pylint: disable=g-import-not-at-top
-        from model.config import ModelConfig  # pylint: disable=g-import-not-at-top
-        return build_model(**ModelConfig.from_dict(config["model_config"]).build_kwargs(),
-                           compile_model=False)
+        """Keras deserialization (`.keras` files): rebuilds from the recorded `ModelConfig`."""
+        return cls.from_model_config(ModelConfig.from_dict(config["model_config"]))

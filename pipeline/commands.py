@@ -20,8 +20,8 @@ import argparse
 import os
 import sys
 
-from data.cli import positive_int as _positive_int
-from pipeline.configs import DEFAULT_WINDOW_SPANS
+from drgrad.data.cli import positive_int as _positive_int
+from drgrad.pipeline.configs import DEFAULT_WINDOW_SPANS
 
 
 def _fraction(text):
@@ -52,7 +52,7 @@ def _add_model_args(parser):
 
 
 def _date(text):
-    from pipeline.daily import check_date  # pylint: disable=g-import-not-at-top
+    from drgrad.pipeline.daily import check_date  # pylint: disable=g-import-not-at-top
 
     try:
         return check_date(text)
@@ -163,9 +163,9 @@ def resolve_data_root(data_root, dataset_name):
 
 
 def _run(args):
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
-    from pipeline import configs, evaluation, local_runner
+    from drgrad.pipeline import configs, evaluation, local_runner
 
     spec = get_spec(args.dataset)
     if args.date is not None:
@@ -176,7 +176,7 @@ def _run(args):
     if args.data_root:
         data_root = resolve_data_root(args.data_root, spec.name)
     else:
-        from data.datasets import build
+        from drgrad.data.datasets import build
 
         data_root = os.path.join(root, "data", spec.name)
         if os.path.isdir(data_root):
@@ -193,7 +193,7 @@ def _run(args):
 
 
 def _beam_args(args):
-    from pipeline import configs
+    from drgrad.pipeline import configs
 
     if args.beam_workers < 0:
         raise ValueError(f"--beam-workers must be >= 0, got {args.beam_workers}")
@@ -203,7 +203,7 @@ def _beam_args(args):
 
 
 def _print_outcome(paths):
-    from pipeline import evaluation, local_runner
+    from drgrad.pipeline import evaluation, local_runner
 
     outputs = local_runner.latest_outputs(paths)
     if outputs["evaluation"]:
@@ -237,7 +237,7 @@ def run_days(data_root, root, dataset, dates, *, window_spans=DEFAULT_WINDOW_SPA
     paths)` is called after each successful day. Returns `(paths, done_dates)`; raises
     `DayFailedError` naming the failing day (its cause chained).
     """
-    from pipeline import daily, local_runner
+    from drgrad.pipeline import daily, local_runner
 
     dated = daily.dated_spans(data_root)
     missing = [date for date in dates if date not in dated]
@@ -263,7 +263,7 @@ class DayFailedError(RuntimeError):
     """A daily run failed; `date`, `span`, `done` (dates finished before it) and `cause`."""
 
     def __init__(self, date, span, done, cause):
-        from pipeline.validation_gate import DataValidationError
+        from drgrad.pipeline.validation_gate import DataValidationError
 
         self.date, self.span, self.done, self.cause = date, span, list(done), cause
         what = ("failed data validation" if isinstance(cause, DataValidationError)
@@ -273,7 +273,7 @@ class DayFailedError(RuntimeError):
 
 
 def _run_days(args, dates):
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
     spec = get_spec(args.dataset)
     data_root = resolve_data_root(args.data_root, spec.name)
@@ -298,7 +298,7 @@ def _backfill(args):
 
 
 def _compile(args):
-    from pipeline import configs, kubeflow_v2_runner
+    from drgrad.pipeline import configs, kubeflow_v2_runner
 
     path = kubeflow_v2_runner.compile_pipeline(
         args.target, args.out, image=args.image or configs.DEFAULT_IMAGE,

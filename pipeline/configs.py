@@ -33,8 +33,8 @@ DEFAULT_CLOUD_ROOT = "gs://YOUR_BUCKET/drgrad"
 
 # Module paths the Transform and Trainer executors import (through the package, so its
 # `__init__` sets TF_USE_LEGACY_KERAS=1 inside every executor process and Beam worker).
-PREPROCESSING_FN = "pipeline.preprocessing.preprocessing_fn"
-RUN_FN = "pipeline.trainer.run_fn"
+PREPROCESSING_FN = "drgrad.pipeline.preprocessing.preprocessing_fn"
+RUN_FN = "drgrad.pipeline.trainer.run_fn"
 
 # Training defaults (census-sized data on CPU).
 # Daily runs: Transform and Trainer read the newest N validated spans (a week of days).

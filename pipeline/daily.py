@@ -25,7 +25,7 @@ from tfx.dsl.components.common import resolver
 
 import ml_metadata as mlmd
 
-from pipeline import json_files
+from drgrad.pipeline import json_files
 
 MANIFEST_NAME = "manifest.json"  # data.datasets.MANIFEST_NAME (kept import-light here)
 SPAN_PROPERTY = "span"

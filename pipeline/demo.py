@@ -38,7 +38,7 @@ def register(subparsers):
 def _demo(args):
     if args.rows < 0 or args.epochs < 1 or args.examples < 1:
         raise ValueError("--rows must be >= 0, --epochs and --examples >= 1")
-    from pipeline import commands
+    from drgrad.pipeline import commands
 
     root = os.path.abspath(args.out)
     argv = ["--dataset", "census", "--backbone", args.backbone, "--strategy", args.strategy,
@@ -49,7 +49,7 @@ def _demo(args):
     run_args = _parse_pipeline_run(argv)
     commands._run(run_args)  # pylint: disable=protected-access
 
-    from data.specs import get_spec  # pylint: disable=g-import-not-at-top
+    from drgrad.data.specs import get_spec  # pylint: disable=g-import-not-at-top
 
     spec = get_spec("census")
     serving_dir = os.path.join(root, "serving")
@@ -61,7 +61,7 @@ def _demo(args):
 def _parse_pipeline_run(argv):
     import argparse  # pylint: disable=g-import-not-at-top
 
-    from pipeline import commands  # pylint: disable=g-import-not-at-top
+    from drgrad.pipeline import commands  # pylint: disable=g-import-not-at-top
 
     parser = argparse.ArgumentParser(prog="drgrad")
     commands.register(parser.add_subparsers(dest="command"))
@@ -72,7 +72,7 @@ def _eval_rows(data_root, count):
     """The first `count` eval rows as raw feature dicts (labels dropped)."""
     import pandas as pd  # pylint: disable=g-import-not-at-top
 
-    from data.specs import get_spec  # pylint: disable=g-import-not-at-top
+    from drgrad.data.specs import get_spec  # pylint: disable=g-import-not-at-top
 
     spec = get_spec("census")
     spans = sorted(name for name in os.listdir(data_root) if name.startswith("span-"))
@@ -87,7 +87,7 @@ def _in_process(version_dir, rows):
     """Predictions of the pushed SavedModel's `serving_default`, called in this process."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    from data.specs import get_spec  # pylint: disable=g-import-not-at-top
+    from drgrad.data.specs import get_spec  # pylint: disable=g-import-not-at-top
 
     spec = get_spec("census")
     examples = []
@@ -118,7 +118,7 @@ def _latest_version(model_dir):
 
 
 def _serve_and_compare(serving_dir, model_name, rows):
-    from serving import client as client_lib  # pylint: disable=g-import-not-at-top
+    from drgrad.serving import client as client_lib  # pylint: disable=g-import-not-at-top
 
     version_dir = _latest_version(os.path.join(serving_dir, model_name))
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +126,7 @@ def _serve_and_compare(serving_dir, model_name, rows):
         log_path = os.path.join(tmp, "serve.log")
         with open(log_path, "w") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "serve", "--model-base", serving_dir,
+                [sys.executable, "-m", "drgrad.cli", "serve", "--model-base", serving_dir,
                  "--rest-port", "0", "--grpc-port", "0", "--ready-file", ready],
                 stdout=log, stderr=subprocess.STDOUT)
         try:

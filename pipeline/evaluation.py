@@ -14,7 +14,7 @@ class, whose dict labels break its auto-detection. Labels are the raw 0/1 task c
 """
 from typing import Dict, Mapping, Sequence, Union
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 METRICS = ("AUC", "ExampleCount", "BinaryCrossentropy", "MeanPrediction", "MeanLabel")
 

@@ -25,8 +25,8 @@ def register(subparsers):
 
 
 def _export(args):
-    import model as model_lib  # pylint: disable=g-import-not-at-top
-    from serving import export  # pylint: disable=g-import-not-at-top
+    from drgrad import model as model_lib  # pylint: disable=g-import-not-at-top
+    from drgrad.serving import export  # pylint: disable=g-import-not-at-top
 
     model, preprocessor, config = model_lib.load_trained(args.run_dir, compile_model=False)
     if preprocessor is None:

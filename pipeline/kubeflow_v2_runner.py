@@ -28,7 +28,7 @@ Submit:
 import os
 from typing import Any, Dict, Optional
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 TARGETS = {"kfp": "pipeline.yaml", "vertex": "pipeline.json"}
 RUN_DATE_PARAMETER = "run_date"
@@ -52,10 +52,10 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
         `configs.beam_pipeline_args("dataflow", ...)` for Dataflow.
       **kwargs: passed to `create_pipeline` (backbone, strategy, epochs, thresholds...).
     """
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
     from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_pipeline
+    from drgrad.pipeline.pipeline import create_pipeline
 
     if target not in TARGETS:
         raise ValueError(f"unknown compile target {target!r}; choose one of {sorted(TARGETS)}")
@@ -130,7 +130,7 @@ def write_compiled(path: str, document: Dict[str, Any]) -> None:
 
 def _image_schema_path(dataset: str) -> Optional[str]:
     """The curated schema's path inside the image (`configs.IMAGE_SOURCE_ROOT`), if committed."""
-    from pipeline.pipeline import default_schema_path
+    from drgrad.pipeline.pipeline import default_schema_path
 
     if default_schema_path(dataset) is None:
         return None

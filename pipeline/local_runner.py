@@ -15,7 +15,7 @@ import dataclasses
 import os
 from typing import Any, Dict, Optional
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +52,9 @@ def metadata_config(paths: RunPaths):
 def build(data_root: str, root: str, dataset: str, pipeline_name: Optional[str] = None,
           model_name: Optional[str] = None, beam_pipeline_args=None, **kwargs):
     """(`tfx.dsl.Pipeline`, `RunPaths`) for a local run; kwargs go to `create_pipeline`."""
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
-    from pipeline.pipeline import create_pipeline
+    from drgrad.pipeline.pipeline import create_pipeline
 
     spec = get_spec(dataset)
     if not os.path.isdir(data_root):
@@ -97,7 +97,7 @@ def latest_outputs(paths: RunPaths) -> Dict[str, Any]:
     """
     import ml_metadata as mlmd
 
-    from pipeline import evaluation
+    from drgrad.pipeline import evaluation
 
     store = mlmd.MetadataStore(metadata_config(paths))
     out = {"evaluation": None, "blessing": None, "blessed": None, "pushed": None,

@@ -25,7 +25,7 @@ SpanForDate(run_date) -> CsvExampleGen(range_config) -> ... -> ValidationGate
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 # Component ids (also the directory names under the pipeline root).
 EXAMPLE_GEN = "CsvExampleGen"
@@ -168,14 +168,14 @@ def create_pipeline(
     Returns:
       A `tfx.dsl.Pipeline`.
     """
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
     from tfx import v1 as tfx
 
     from tfx.dsl.components.base import executor_spec
 
-    from pipeline import evaluation, preprocessing, trainer
-    from pipeline import pusher as pusher_executor
-    from pipeline.validation_gate import ValidationGate
+    from drgrad.pipeline import evaluation, preprocessing, trainer
+    from drgrad.pipeline import pusher as pusher_executor
+    from drgrad.pipeline.validation_gate import ValidationGate
 
     configs.check_pipeline_name(pipeline_name)
     for name, value in (("pipeline_root", pipeline_root), ("data_root", data_root),
@@ -191,7 +191,7 @@ def create_pipeline(
     if run_date is not None and range_config is not None:
         raise ValueError("give run_date or range_config, not both")
     if isinstance(run_date, str) and run_date:
-        from pipeline.daily import check_date
+        from drgrad.pipeline.daily import check_date
         check_date(run_date)
     if window_spans is not None and (isinstance(window_spans, bool)
                                      or not isinstance(window_spans, int) or window_spans < 1):
@@ -215,7 +215,7 @@ def create_pipeline(
 
     components = []
     if run_date is not None:
-        from pipeline.daily import SpanForDate
+        from drgrad.pipeline.daily import SpanForDate
 
         span_for_date = SpanForDate(data_root=data_root, run_date=run_date).with_id(
             SPAN_FOR_DATE)
@@ -243,7 +243,7 @@ def create_pipeline(
 
     transform_examples = example_gen.outputs["examples"]
     if window_spans is not None:
-        from pipeline.daily import ValidatedSpanWindowStrategy
+        from drgrad.pipeline.daily import ValidatedSpanWindowStrategy
 
         window = tfx.dsl.Resolver(
             strategy_class=ValidatedSpanWindowStrategy,

@@ -16,7 +16,7 @@ The Transform component binds `custom_config` (a JSON-able dict made by `transfo
 """
 from typing import Any, Dict, Mapping, Optional
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 VOCAB_PREFIX = "vocab_"
 _CONFIG_KEYS = ("tasks", "categorical", "numeric", "log_numeric", "bucketize",
@@ -139,7 +139,7 @@ def feature_config(tf_transform_output, custom_config, personalization=(), embed
       personalization: column names fed to the personalization path (subset of categoricals).
       embedding_dim: embedding width per categorical.
     """
-    from model.config import FeatureConfig
+    from drgrad.model.config import FeatureConfig
 
     config = _check_config(custom_config)
     oov = config["num_oov_buckets"]

@@ -52,7 +52,7 @@ class Executor(tfx_pusher_executor.Executor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        from serving.export import write_model_version
+        from drgrad.serving.export import write_model_version
 
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(

@@ -83,8 +83,8 @@ def register(subparsers) -> None:
 
 
 def _handle(args) -> int:
-    from pipeline import configs
-    from pipeline.schedules import cronexpr
+    from drgrad.pipeline import configs
+    from drgrad.pipeline.schedules import cronexpr
 
     cronexpr.check_timezone(args.timezone)
     name = configs.check_pipeline_name(
@@ -98,7 +98,7 @@ def _handle(args) -> int:
 
 
 def _params(args):
-    from pipeline.schedules import package
+    from drgrad.pipeline.schedules import package
 
     return dict(package.parse_param(text) for text in args.param)
 
@@ -107,7 +107,7 @@ def _compiled(args, target, name, out):
     """The package to schedule: --package, or a fresh compile into --out."""
     if args.package:
         return os.path.abspath(args.package)
-    from pipeline import kubeflow_v2_runner
+    from drgrad.pipeline import kubeflow_v2_runner
 
     options = {"dataset": args.dataset, "pipeline_name": name}
     if args.image:
@@ -124,7 +124,7 @@ def _print_plan(plan) -> None:
 
 
 def _kfp(args, name, out, schedule) -> int:
-    from pipeline.schedules import kfp
+    from drgrad.pipeline.schedules import kfp
 
     run = kfp.KfpRecurringRun(
         package_path=_compiled(args, "kfp", name, out), job_name=f"{name}-daily", cron=schedule,
@@ -143,7 +143,7 @@ def _kfp(args, name, out, schedule) -> int:
 
 
 def _vertex(args, name, out, schedule) -> int:
-    from pipeline.schedules import cronexpr, vertex
+    from drgrad.pipeline.schedules import cronexpr, vertex
 
     if not cronexpr.parse(schedule, allow_timezone=True).timezone:
         schedule = f"TZ={args.timezone} {schedule}"
@@ -174,7 +174,7 @@ def _local_roots(args):
 
 
 def _airflow(args, name, out, schedule) -> int:
-    from pipeline.schedules import airflow, package
+    from drgrad.pipeline.schedules import airflow, package
 
     data_root, run_root = _local_roots(args)
     start = (datetime.date.fromisoformat(args.start_date) if args.start_date
@@ -191,7 +191,7 @@ def _airflow(args, name, out, schedule) -> int:
 
 
 def _cron(args, name, out, schedule) -> int:
-    from pipeline.schedules import cron
+    from drgrad.pipeline.schedules import cron
 
     data_root, run_root = _local_roots(args)
     drgrad = args.drgrad or os.path.join(os.path.dirname(os.path.abspath(sys.executable)),

@@ -58,7 +58,7 @@ def schema_text(spec) -> str:
 
 
 def main(argv=None):
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
     argv = sys.argv[1:] if argv is None else argv
     if not 1 <= len(argv) <= 2:

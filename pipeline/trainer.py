@@ -22,9 +22,9 @@ This module is imported by the Trainer executor as `pipeline.trainer`, so the pa
 import os
 from typing import Any, Dict, Mapping, Optional
 
-from pipeline import configs, preprocessing, warm_start
-from pipeline.json_files import write_json
-from pipeline.warm_start import MODEL_CONFIG_FILE
+from drgrad.pipeline import configs, preprocessing, warm_start
+from drgrad.pipeline.json_files import write_json
+from drgrad.pipeline.warm_start import MODEL_CONFIG_FILE
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
                  "personalization", "embedding_dim", "model_name")
@@ -96,7 +96,7 @@ def _check_config(custom_config) -> Mapping[str, Any]:
 
 def model_config(tf_transform_output, custom_config):
     """`model.config.ModelConfig` for a Transform output and a Trainer `custom_config`."""
-    from model.config import ModelConfig
+    from drgrad.model.config import ModelConfig
 
     config = _check_config(custom_config)
     features = preprocessing.feature_config(
@@ -151,8 +151,8 @@ def run_fn(fn_args):
     import tensorflow_transform as tft
     from absl import logging
 
-    from model import build_model
-    from serving.export import export_saved_model, write_warmup_requests
+    from drgrad.model import build_model
+    from drgrad.serving.export import export_saved_model, write_warmup_requests
 
     config = _check_config(fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -22,7 +22,7 @@ import json
 import os
 from typing import Dict, List, Mapping, Optional
 
-from pipeline.json_files import read_json
+from drgrad.pipeline.json_files import read_json
 
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_PREFIX = "weights"
@@ -103,8 +103,8 @@ def warm_start(model, built, base_model_serving_dir: Optional[str],
     """
     import tensorflow as tf
 
-    from model.builder import build_from_config
-    from model.config import ModelConfig
+    from drgrad.model.builder import build_from_config
+    from drgrad.model.config import ModelConfig
 
     record = {"base_model": base_model_serving_dir, "mode": "none", "reason": ""}
     if not base_model_serving_dir:

@@ -49,8 +49,8 @@ def _serve(args):
     import logging  # pylint: disable=g-import-not-at-top
     import signal  # pylint: disable=g-import-not-at-top
 
-    from serving import model_config  # pylint: disable=g-import-not-at-top
-    from serving.server import app  # pylint: disable=g-import-not-at-top
+    from drgrad.serving import model_config  # pylint: disable=g-import-not-at-top
+    from drgrad.serving.server import app  # pylint: disable=g-import-not-at-top
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     for name in ("rest_port", "grpc_port"):
@@ -108,7 +108,7 @@ def read_rows(path):
 
 
 def _predict(args):
-    from serving import client as client_lib  # pylint: disable=g-import-not-at-top
+    from drgrad.serving import client as client_lib  # pylint: disable=g-import-not-at-top
 
     rows = read_rows(args.input)
     client = client_lib.connect(args.server, args.model, timeout=args.timeout)

@@ -32,7 +32,7 @@ import uuid
 
 import tensorflow as tf
 
-from serving import model_config as model_config_lib
+from drgrad.serving import model_config as model_config_lib
 
 _log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def _set_method_names(export_dir, method_names):
 # --------------------------------------------------------------------------------- versions
 def _signature_inputs(saved_model_dir):
     """`{signature: {input: tf.DType}}` read from saved_model.pb (no loading)."""
-    from serving.server.servable import read_signature_defs  # pylint: disable=g-import-not-at-top
+    from drgrad.serving.server.servable import read_signature_defs  # pylint: disable=g-import-not-at-top
 
     return {key: {name: tf.dtypes.as_dtype(info.dtype) for name, info in sig.inputs.items()}
             for key, sig in read_signature_defs(saved_model_dir).items()}

@@ -117,7 +117,7 @@ def tiny_export(seed=0):
 
 @functools.lru_cache(maxsize=None)
 def _tiny_export(seed):
-    from serving.export import export_saved_model
+    from drgrad.serving.export import export_saved_model
 
     model, transform = build_tiny(seed)
     export_dir = os.path.join(_TMP, f"tiny-{seed}")
@@ -181,7 +181,7 @@ def new_base_dir():
 @contextlib.contextmanager
 def running_server(model_base, **kwargs):
     """A loopback ModelServer on ephemeral ports; yields it and stops it after."""
-    from serving.server.app import ModelServer
+    from drgrad.serving.server.app import ModelServer
 
     kwargs.setdefault("rest_port", 0)
     kwargs.setdefault("grpc_port", 0)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import build_model
-from model.config import FeatureConfig
+from drgrad.model import build_model
+from drgrad.model.config import FeatureConfig
 
 TASKS = ("click", "like")
 BATCH = 64

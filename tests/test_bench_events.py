@@ -1,4 +1,4 @@
-"""model.bench.events on hand-written TensorBoard event files (known steps and wall times)."""
+"""drgrad.bench.events on hand-written TensorBoard event files (known steps and wall times)."""
 import math
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.bench import events, harness
+from drgrad.bench import events, harness
 
 
 def _write(directory, points):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from model.bench import personalization as study
+from drgrad.bench import personalization as study
 
 
 def test_activity_groups_cold_rows_then_warm_rows_by_their_users_train_count():

@@ -1,4 +1,4 @@
-"""model.bench.report and model.bench.presets against hand-computed values on a fixed CSV.
+"""drgrad.bench.report and drgrad.bench.presets against hand-computed values on a fixed CSV.
 
 Paired t-test with 3 seeds (2 degrees of freedom): the t CDF has the closed form
 F(t) = 1/2 + t / (2 sqrt(2 + t²)), so the two-sided p-value is p = 1 − |t| / sqrt(2 + t²),
@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from model.bench import harness, presets, report
+from drgrad.bench import harness, presets, report
 
 TASKS = ["income", "marital"]
 

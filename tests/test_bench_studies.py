@@ -1,18 +1,12 @@
-"""bench/census_study.py and bench/synthetic_study.py: the cell lists behind docs/RESULTS.md."""
-import importlib.util
-import os
+"""drgrad.bench.census_study and drgrad.bench.synthetic_study: the cell lists behind docs/RESULTS.md."""
+import importlib
 
-from model.bench import harness
-from model.bench.presets import GRIDS
-
-_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+from drgrad.bench import harness
+from drgrad.bench.presets import GRIDS
 
 
 def _study(name="census_study"):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(_BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"drgrad.bench.{name}")
 
 
 def test_study_cells_cover_table3_variants_and_routing_levels_once():

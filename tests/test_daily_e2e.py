@@ -51,7 +51,7 @@ def _executions(paths, node):
     """`[(execution, {input key: [artifact]})]` of one pipeline node, oldest first."""
     import ml_metadata as mlmd
 
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     store = mlmd.MetadataStore(local_runner.metadata_config(paths))
     [context] = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node)]
@@ -72,7 +72,7 @@ class _RequestStream:
     """A bounded stream of gRPC predictions in a thread: every response's version, every error."""
 
     def __init__(self, port, rows, max_requests=20000, max_seconds=1200):
-        from serving import client as client_lib
+        from drgrad.serving import client as client_lib
 
         self.client = client_lib.connect(f"grpc://127.0.0.1:{port}", "census-income")
         self.rows, self.max_requests, self.max_seconds = rows, max_requests, max_seconds
@@ -114,9 +114,9 @@ class _RequestStream:
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory):
-    from data.datasets import split_days
+    from drgrad.data.datasets import split_days
 
-    from pipeline import commands
+    from drgrad.pipeline import commands
 
     tmp = tmp_path_factory.mktemp("daily_e2e")
     data_root = split_days("census", str(tmp / "data"), days=3, rows=3000,
@@ -174,7 +174,7 @@ def test_day_two_warm_starts_from_day_one(replay):
 def _day_one_outputs(paths):
     import ml_metadata as mlmd
 
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     store = mlmd.MetadataStore(local_runner.metadata_config(paths))
     [first, *_] = [e for e, _ in _executions(paths, "Trainer")]

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from tfx_bsl.coders import csv_decoder
 
-from data import datasets
-from data.specs import get_spec
-from pipeline import cli
+from drgrad.data import datasets
+from drgrad.data.specs import get_spec
+from drgrad.cli import main as cli
 
 _TYPE_NAMES = {csv_decoder.ColumnType.INT: "int", csv_decoder.ColumnType.FLOAT: "float",
                csv_decoder.ColumnType.STRING: "string"}

@@ -2,9 +2,9 @@
 import pytest
 
 from conftest import SHARED_DATA
-from data import byterec, datasets
-from data.preprocessing import FeaturePreprocessor
-from data.specs import BYTEREC
+from drgrad.data import byterec, datasets
+from drgrad.data.preprocessing import FeaturePreprocessor
+from drgrad.data.specs import BYTEREC
 
 
 SOURCE = SHARED_DATA / "byterec-icme2019-sample" / byterec.FILE_NAME

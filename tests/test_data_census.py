@@ -4,8 +4,8 @@ import gzip
 import numpy as np
 import pytest
 
-from data import census
-from data.specs import CENSUS, CENSUS_RAW_COLUMNS
+from drgrad.data import census
+from drgrad.data.specs import CENSUS, CENSUS_RAW_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA
-from data import datasets, movielens
-from data.specs import MOVIELENS
+from drgrad.data import datasets, movielens
+from drgrad.data.specs import MOVIELENS
 
 
 SOURCE = SHARED_DATA / "movielens-100k"

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from data import census
-from data.preprocessing import FeaturePreprocessor
-from data.raw_transform import RawFeatureTransform
-from data.specs import DatasetSpec
+from drgrad.data import census
+from drgrad.data.preprocessing import FeaturePreprocessor
+from drgrad.data.raw_transform import RawFeatureTransform
+from drgrad.data.specs import DatasetSpec
 
 SPEC = DatasetSpec(
     name="toy", tasks=("click",), categorical=("color", "code"), numeric=("amount", "score"),

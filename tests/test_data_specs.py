@@ -1,8 +1,8 @@
 """Tests for data.specs: the registry, validation and the raw feature spec."""
 import pytest
 
-from data import specs
-from data.specs import DatasetSpec
+from drgrad.data import specs
+from drgrad.data.specs import DatasetSpec
 
 
 def _spec(**overrides):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from data import synthetic
-from data.specs import SYNTHETIC
+from drgrad.data import synthetic
+from drgrad.data.specs import SYNTHETIC
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import build_model  # noqa: E402
-from model.strategies import get_strategy, register  # noqa: E402
-from model.strategies.base import flatten, unflatten  # noqa: E402
-from model.strategies.drgrad import DRGrad, route, route_representations  # noqa: E402
+from drgrad.model import build_model  # noqa: E402
+from drgrad.model.strategies import get_strategy, register  # noqa: E402
+from drgrad.model.strategies.base import flatten, unflatten  # noqa: E402
+from drgrad.model.strategies.drgrad import DRGrad, route, route_representations  # noqa: E402
 
 from tiny_split_mmoe import FC, TASKS, TINY, batch  # noqa: E402
 

@@ -76,7 +76,7 @@ def test_find_python_rejects_a_wrong_interpreter(repo_root):
     ([], "required"),
 ])
 def test_cli_bad_arguments_give_a_message_not_a_traceback(argv, message):
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", *argv], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "drgrad.cli", *argv], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode != 0
     assert message in out.stderr

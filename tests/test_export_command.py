@@ -7,11 +7,11 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import data  # noqa: E402
-from model import build_model  # noqa: E402
-from model.builder import save_trained  # noqa: E402
-from model.train import feature_config_for  # noqa: E402
-from pipeline import cli  # noqa: E402
+from drgrad import data  # noqa: E402
+from drgrad.model import build_model  # noqa: E402
+from drgrad.model.builder import save_trained  # noqa: E402
+from drgrad.training.train import feature_config_for  # noqa: E402
+from drgrad.cli import main as cli  # noqa: E402
 
 
 def _examples(frame, spec):

@@ -7,10 +7,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
-from model.backbones import get_backbone  # noqa: E402
-from model.config import resolve_preset  # noqa: E402
-from model.layers import (CGC, MLP, Experts, FeatureEmbedding, PersonalizedGate,  # noqa: E402
+from drgrad.model import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
+from drgrad.model.backbones import get_backbone  # noqa: E402
+from drgrad.model.config import resolve_preset  # noqa: E402
+from drgrad.model.layers import (CGC, MLP, Experts, FeatureEmbedding, PersonalizedGate,  # noqa: E402
                           SoftmaxGate, Tower, TowerMixer, mix_experts)
 
 FC = FeatureConfig(categorical={"c": 4, "user": 6}, numeric=("x",), personalization=("user",),

@@ -5,9 +5,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import pytest  # noqa: E402
 
-from model.backbones import available_backbones, get_backbone_class  # noqa: E402
-from model.registry import Registry  # noqa: E402
-from model.strategies import available_strategies, get_strategy_class  # noqa: E402
+from drgrad.model.backbones import available_backbones, get_backbone_class  # noqa: E402
+from drgrad.model.registry import Registry  # noqa: E402
+from drgrad.model.strategies import available_strategies, get_strategy_class  # noqa: E402
 
 
 def test_every_module_is_listed_and_loads_on_demand():
@@ -26,7 +26,7 @@ def test_unknown_names_are_a_clear_value_error(name):
 
 
 def test_a_taken_name_cannot_be_registered_by_another_class():
-    registry = Registry("thing", "model.strategies", [], "thing_name")
+    registry = Registry("thing", "drgrad.model.strategies", [], "thing_name")
 
     @registry.register("one")
     class One:  # pylint: disable=unused-variable

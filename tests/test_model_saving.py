@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import FeatureConfig, ModelConfig, build_model, load_trained  # noqa: E402
-from model.builder import save_trained  # noqa: E402
+from drgrad.model import FeatureConfig, ModelConfig, build_model, load_trained  # noqa: E402
+from drgrad.model.builder import save_trained  # noqa: E402
 
 FC = FeatureConfig(categorical={"c": 5, "user": 7}, numeric=("x",), personalization=("user",),
                    embedding_dim=3)

@@ -5,9 +5,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import pytest  # noqa: E402
 
-from model.strategies import available_strategies, get_strategy, register  # noqa: E402
-from model.strategies.base import GradientStrategy  # noqa: E402
-from model.strategies.drgrad import DRGrad  # noqa: E402
+from drgrad.model.strategies import available_strategies, get_strategy, register  # noqa: E402
+from drgrad.model.strategies.base import GradientStrategy  # noqa: E402
+from drgrad.model.strategies.drgrad import DRGrad  # noqa: E402
 
 
 def test_registry():

@@ -9,10 +9,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import build_model  # noqa: E402
-from model.strategies import get_strategy, register  # noqa: E402
-from model.strategies.base import GradientStrategy, flatten, unflatten  # noqa: E402
-from model.strategies.drgrad import route  # noqa: E402
+from drgrad.model import build_model  # noqa: E402
+from drgrad.model.strategies import get_strategy, register  # noqa: E402
+from drgrad.model.strategies.base import GradientStrategy, flatten, unflatten  # noqa: E402
+from drgrad.model.strategies.drgrad import route  # noqa: E402
 
 from tiny_split_mmoe import FC, TASKS, TINY  # noqa: E402
 from tiny_split_mmoe import batch as _batch  # noqa: E402
@@ -208,8 +208,8 @@ def test_bad_strategy_groups():
     class Unknown(GradientStrategy):
         groups = ("no_such_group",)
 
-    from model.backbones import get_backbone
-    from model.multitask_model import MultiTaskModel
+    from drgrad.model.backbones import get_backbone
+    from drgrad.model.multitask_model import MultiTaskModel
     for strategy, match in ((Overlap(), "overlap"), (Unknown(), "does not declare")):
         with pytest.raises(ValueError, match=match):
             MultiTaskModel(get_backbone("mmoe", FC, TASKS, **TINY), strategy)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from pipeline import configs, kubeflow_v2_runner
+from drgrad.pipeline import configs, kubeflow_v2_runner
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "pipeline", "golden")

@@ -8,8 +8,8 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import standard_artifacts
 
-from pipeline import commands, daily
-from pipeline.validation_gate import DataValidationError, ValidationGate
+from drgrad.pipeline import commands, daily
+from drgrad.pipeline.validation_gate import DataValidationError, ValidationGate
 
 GATE_TYPE = "pipeline.validation_gate.ValidationGate"
 
@@ -135,7 +135,7 @@ def test_window_strategy_checks_its_arguments(kwargs):
 
 
 def test_create_pipeline_wires_the_daily_nodes(tmp_path):
-    from pipeline.pipeline import (ANALYZER_CACHE_RESOLVER, SPAN_FOR_DATE, SPAN_WINDOW_RESOLVER,
+    from drgrad.pipeline.pipeline import (ANALYZER_CACHE_RESOLVER, SPAN_FOR_DATE, SPAN_WINDOW_RESOLVER,
                                    component_ids, create_pipeline)
 
     args = ("drgrad-census", str(tmp_path / "root"), str(tmp_path / "data"),
@@ -165,7 +165,7 @@ def test_date_range():
 @pytest.fixture
 def stub_runner(monkeypatch):
     """`local_runner.run` replaced: records the days; fails validation on `fail_on`."""
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     calls = {"dates": [], "kwargs": [], "fail_on": None}
 
@@ -183,7 +183,7 @@ def stub_runner(monkeypatch):
 
 def test_backfill_runs_days_in_order_and_stops_at_the_first_failing_day(tmp_path, stub_runner,
                                                                        capsys):
-    from pipeline.cli import main
+    from drgrad.cli import main
 
     (tmp_path / "data").mkdir()
     root = _manifest(tmp_path / "data", ["2024-03-01", "2024-03-02", "2024-03-03",
@@ -203,7 +203,7 @@ def test_backfill_runs_days_in_order_and_stops_at_the_first_failing_day(tmp_path
 
 def test_backfill_refuses_days_missing_from_the_manifest_before_running(tmp_path, stub_runner,
                                                                         capsys):
-    from pipeline.cli import main
+    from drgrad.cli import main
 
     (tmp_path / "data").mkdir()
     root = _manifest(tmp_path / "data", ["2024-03-01", "2024-03-03"])
@@ -214,7 +214,7 @@ def test_backfill_refuses_days_missing_from_the_manifest_before_running(tmp_path
 
 
 def test_run_date_needs_a_split_days_folder(tmp_path, stub_runner, capsys):
-    from pipeline.cli import main
+    from drgrad.cli import main
 
     assert main(["pipeline", "run", "--date", "2024-03-01"]) == 1
     assert "--date needs --data-root" in capsys.readouterr().err

@@ -43,7 +43,7 @@ def _executions_per_component(pipeline_root):
 def _mlmd_counts(paths):
     import ml_metadata as mlmd
 
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     store = mlmd.MetadataStore(local_runner.metadata_config(paths))
     return len(store.get_executions()), len(store.get_artifacts())
@@ -60,7 +60,7 @@ def _tree(directory):
 
 
 def _snapshot(paths):
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     executions, artifacts = _mlmd_counts(paths)
     return {"per_component": _executions_per_component(paths.pipeline_root),
@@ -86,9 +86,9 @@ def _corrupt_span(data_root):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from data.datasets import build
+    from drgrad.data.datasets import build
 
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     tmp = tmp_path_factory.mktemp("pipeline_e2e")
     data_root = build("census", str(tmp / "data"), rows=ROWS)["path"]
@@ -136,7 +136,7 @@ def test_first_run_blesses_and_pushes_a_version(runs):
 
 
 def test_first_run_reports_an_auc_per_task(runs):
-    from pipeline import evaluation
+    from drgrad.pipeline import evaluation
 
     metrics = evaluation.read_metrics(runs["first"]["outputs"]["evaluation"])
     assert set(metrics) == set(TASKS)
@@ -175,7 +175,7 @@ def test_impossible_threshold_pushes_nothing(runs):
 def test_corrupted_span_is_flagged_and_stops_before_transform(runs):
     import ml_metadata as mlmd
 
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
 
     message = runs["corrupt_error"]
     assert "data span 2 failed validation" in message
@@ -200,9 +200,9 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from model import build_model
-    from pipeline import trainer
-    from pipeline.warm_start import checkpoint_paths
+    from drgrad.model import build_model
+    from drgrad.pipeline import trainer
+    from drgrad.pipeline.warm_start import checkpoint_paths
 
     paths = runs["paths"]
     version_dir = runs["first"]["outputs"]["pushed_destination"]

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from pipeline import configs
+from drgrad.pipeline import configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,14 +45,14 @@ def _schema_artifact(tmp_path):
 
 
 def _run_gate(anomalies, schema, output, ignored=None, examples=()):
-    from pipeline.validation_gate import Executor
+    from drgrad.pipeline.validation_gate import Executor
 
     Executor().Do({"anomalies": [anomalies], "schema": [schema], "examples": list(examples)},
                   {"validated_schema": [output]}, {"ignored_splits": ignored})
 
 
 def test_gate_fails_on_anomalies_naming_span_split_and_feature(tmp_path):
-    from pipeline.validation_gate import DataValidationError
+    from drgrad.pipeline.validation_gate import DataValidationError
 
     anomalies = _anomalies_artifact(tmp_path, {
         "train": {"age": "Expected data of type: INT but got BYTES",
@@ -73,7 +73,7 @@ def test_gate_fails_on_anomalies_naming_span_split_and_feature(tmp_path):
 def test_gate_names_the_span_of_the_validated_examples(tmp_path):
     from tfx.types import standard_artifacts
 
-    from pipeline.validation_gate import DataValidationError
+    from drgrad.pipeline.validation_gate import DataValidationError
 
     anomalies = _anomalies_artifact(tmp_path, {"train": {"age": "bad"}}, span=0)
     examples = standard_artifacts.Examples()
@@ -92,7 +92,7 @@ def test_gate_passes_clean_data_and_republishes_the_schema(tmp_path):
 
 
 def test_gate_ignores_only_the_listed_splits(tmp_path):
-    from pipeline.validation_gate import DataValidationError
+    from drgrad.pipeline.validation_gate import DataValidationError
 
     anomalies = _anomalies_artifact(tmp_path, {"train": {}, "eval": {"age": "drift"}})
     schema, output = _schema_artifact(tmp_path)
@@ -111,19 +111,19 @@ def test_gate_reports_missing_validator_output(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["census-income", "synthetic", "movielens-100k", "byterec"])
 def test_committed_schema_matches_its_generator(dataset):
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
 
-    from pipeline import schema
+    from drgrad.pipeline import schema
 
     with open(os.path.join(REPO, "data", "schemas", dataset, "schema.pbtxt")) as handle:
         assert handle.read() == schema.schema_text(get_spec(dataset))
 
 
 def test_curated_schema_types_labels_and_environments():
-    from data.specs import get_spec
+    from drgrad.data.specs import get_spec
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from pipeline import schema
+    from drgrad.pipeline import schema
 
     proto = schema.curated_schema(get_spec("census"))
     by_name = {f.name: f for f in proto.feature}
@@ -171,7 +171,7 @@ def test_pipeline_names():
 
 
 def test_dag_wiring_and_argument_checks(tmp_path):
-    from pipeline.pipeline import create_pipeline, component_ids
+    from drgrad.pipeline.pipeline import create_pipeline, component_ids
 
     args = ("drgrad-census-income", str(tmp_path / "root"), str(tmp_path / "data"),
             str(tmp_path / "serving" / "census-income"))
@@ -203,7 +203,7 @@ def test_dag_wiring_and_argument_checks(tmp_path):
 
 
 def test_eval_config_thresholds_per_task():
-    from pipeline import evaluation
+    from drgrad.pipeline import evaluation
 
     config = evaluation.make_eval_config(["income", "marital"], min_auc={"income": 0.7},
                                          max_auc_drop=0.02)
@@ -225,7 +225,7 @@ def test_eval_config_thresholds_per_task():
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
-    from pipeline.cli import main
+    from drgrad.cli import main
 
     assert main(["pipeline", "run", "--dataset", "census", "--data-root",
                  str(tmp_path / "missing"), "--root", str(tmp_path / "run")]) == 1
@@ -239,7 +239,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_cli_compile_writes_the_file(tmp_path, capsys):
-    from pipeline.cli import main
+    from drgrad.cli import main
 
     assert main(["pipeline", "compile", "--target", "vertex", "--out", str(tmp_path),
                  "--image", "gcr.io/p/img:1", "--epochs", "2"]) == 0
@@ -250,8 +250,8 @@ def test_cli_compile_writes_the_file(tmp_path, capsys):
 
 def test_cli_run_wires_options_and_prints_aucs_and_the_pushed_path(tmp_path, monkeypatch,
                                                                      capsys):
-    from pipeline import evaluation, local_runner
-    from pipeline.cli import main
+    from drgrad.pipeline import evaluation, local_runner
+    from drgrad.cli import main
 
     (tmp_path / "data" / "census-income" / "span-1").mkdir(parents=True)
     calls = {}

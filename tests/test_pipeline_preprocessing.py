@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from data.specs import DatasetSpec
-from pipeline import preprocessing
+from drgrad.data.specs import DatasetSpec
+from drgrad.pipeline import preprocessing
 
 SPEC = DatasetSpec(
     name="toy",

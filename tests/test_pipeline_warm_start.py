@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import build_model
-from model.config import FeatureConfig
-from pipeline import json_files, warm_start
+from drgrad.model import build_model
+from drgrad.model.config import FeatureConfig
+from drgrad.pipeline import json_files, warm_start
 
 OOV = 1
 TASKS = ("click", "like")

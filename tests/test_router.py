@@ -11,7 +11,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from model.strategies.drgrad import route  # noqa: E402
+from drgrad.model.strategies.drgrad import route  # noqa: E402
 
 G1 = [1.0, 0.0]
 SH_POS = [4.0, 3.0]     # ξ2 = cos(g1′, g1″) = +0.8, λ2 = 0.2

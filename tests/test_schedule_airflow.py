@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from pipeline.schedules import airflow, cronexpr
+from drgrad.pipeline.schedules import airflow, cronexpr
 
 GOLDEN = pathlib.Path(airflow.__file__).parent / "golden"
 
@@ -68,7 +68,7 @@ def test_dag_file_imports_names_that_exist():
     tree = ast.parse(pathlib.Path(spec.origin).read_text())
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
     assert {"AirflowDagRunner", "AirflowPipelineConfig"} <= classes
-    from pipeline import local_runner
+    from drgrad.pipeline import local_runner
     assert callable(local_runner.build)
 
 

@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from pipeline import schedule_commands
-from pipeline.schedules import cron
+from drgrad.pipeline import schedule_commands
+from drgrad.pipeline.schedules import cron
 
 GOLDEN = pathlib.Path(cron.__file__).parent / "golden"
 VERTEX_TEMPLATE = {"pipelineSpec": {"pipelineInfo": {"name": "drgrad-census"}, "root": {

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pipeline.schedules import cron, cronexpr
+from drgrad.pipeline.schedules import cron, cronexpr
 
 GOLDEN = pathlib.Path(cron.__file__).parent / "golden"
 WRAPPER = cron.WRAPPER_PATH

@@ -3,7 +3,7 @@ import datetime
 
 import pytest
 
-from pipeline.schedules import cronexpr
+from drgrad.pipeline.schedules import cronexpr
 
 D = datetime.datetime
 

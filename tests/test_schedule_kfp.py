@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 import urllib3
 
-from pipeline.schedules import cronexpr, kfp as kfp_schedule, package
+from drgrad.pipeline.schedules import cronexpr, kfp as kfp_schedule, package
 
 GOLDEN = pathlib.Path(kfp_schedule.__file__).parent / "golden"
 HOST = "http://kfp.example:8080"

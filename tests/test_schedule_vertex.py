@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from pipeline.schedules import vertex
+from drgrad.pipeline.schedules import vertex
 
 GOLDEN = pathlib.Path(vertex.__file__).parent / "golden"
 

@@ -7,9 +7,9 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.model_config import BatchingParameters
-from serving.server.batching import Batcher
-from serving.server.errors import ServingError
+from drgrad.serving.model_config import BatchingParameters
+from drgrad.serving.server.batching import Batcher
+from drgrad.serving.server.errors import ServingError
 
 
 class _Signature:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import serving_fixtures as fx
-from pipeline import cli
-from serving.export import write_model_version
+from drgrad.cli import main as cli
+from drgrad.serving.export import write_model_version
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_serve_subprocess_end_to_end(tmp_path):
     ready = tmp_path / "ready.json"
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--model-base", base, "--rest-port",
+        [sys.executable, "-m", "drgrad.cli", "serve", "--model-base", base, "--rest-port",
          "0", "--grpc-port", "0", "--ready-file", str(ready)],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -91,7 +91,7 @@ def test_serve_subprocess_end_to_end(tmp_path):
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
         ports = json.loads(ready.read_text())
-        from serving import client as client_lib
+        from drgrad.serving import client as client_lib
         rows = fx.sample_rows(2)
         got = client_lib.connect(f"grpc://127.0.0.1:{ports['grpc_port']}", "tiny").predict(rows)
         _, model, transform = fx.tiny_export()

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import serving_fixtures as fx
-from serving import export as export_lib
-from serving import model_config
+from drgrad.serving import export as export_lib
+from drgrad.serving import model_config
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_signature_names_inputs_and_outputs(loaded):
 
 
 def test_regress_signatures_carry_the_regress_method_name(exported):
-    from serving.server.servable import read_signature_defs
+    from drgrad.serving.server.servable import read_signature_defs
 
     defs = read_signature_defs(exported[0])
     assert defs["regress_ctr"].method_name == "tensorflow/serving/regress"
@@ -131,7 +131,7 @@ def test_export_refuses_a_non_empty_directory(exported, tmp_path):
 
 # ------------------------------------------------------------------------- model versions
 def test_write_model_version_layout_config_and_warmup(exported, tmp_path):
-    from serving.server.servable import Servable
+    from drgrad.serving.server.servable import Servable
     from tensorflow_serving.apis import prediction_log_pb2
 
     base = str(tmp_path)
@@ -243,7 +243,7 @@ def test_graph_inspection_catches_a_training_op(tmp_path):
 
 def _drgrad_builder():
     try:
-        import model as model_pkg
+        from drgrad import model as model_pkg
         return getattr(model_pkg, "build_model"), getattr(model_pkg, "FeatureConfig")
     except (ImportError, AttributeError):
         return None

@@ -17,8 +17,8 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
 import serving_fixtures as fx
-from serving import client as client_lib
-from serving.export import write_model_version
+from drgrad.serving import client as client_lib
+from drgrad.serving.export import write_model_version
 
 
 @pytest.fixture(scope="module")

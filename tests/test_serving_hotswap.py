@@ -10,9 +10,9 @@ from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 
 import serving_fixtures as fx
-from serving import client as client_lib
-from serving import model_config
-from serving.export import write_model_version
+from drgrad.serving import client as client_lib
+from drgrad.serving import model_config
+from drgrad.serving.export import write_model_version
 
 pytestmark = pytest.mark.e2e
 

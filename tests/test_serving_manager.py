@@ -7,9 +7,9 @@ import os
 import grpc
 import pytest
 
-from serving import model_config
-from serving.server.errors import ServingError
-from serving.server.manager import ModelManager, aspired_versions, list_versions
+from drgrad.serving import model_config
+from drgrad.serving.server.errors import ServingError
+from drgrad.serving.server.manager import ModelManager, aspired_versions, list_versions
 
 
 class FakeServable:

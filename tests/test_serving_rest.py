@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import serving_fixtures as fx
-from serving import client as client_lib
-from serving.export import write_model_version
+from drgrad.serving import client as client_lib
+from drgrad.serving.export import write_model_version
 
 STATUS_OK = {"error_code": "OK", "error_message": ""}
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.adatask import AdaTask, adatask_moments, adatask_step
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.adatask import AdaTask, adatask_moments, adatask_step
 
 B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 0.01
 

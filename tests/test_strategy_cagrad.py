@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.cagrad import CAGrad, cagrad_combine, cagrad_weights
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.cagrad import CAGrad, cagrad_combine, cagrad_weights
 
 C = 0.4
 

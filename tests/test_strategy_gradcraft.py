@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.gradcraft import (GradCraft, align_magnitudes, global_project,
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.gradcraft import (GradCraft, align_magnitudes, global_project,
                                         gradcraft_combine)
-from model.strategies.pcgrad import pcgrad_combine, pcgrad_project
+from drgrad.model.strategies.pcgrad import pcgrad_combine, pcgrad_project
 
 THREE = np.array([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]], np.float32)
 

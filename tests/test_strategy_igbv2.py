@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.base import StrategyInputs
-from model.strategies.igbv2 import IGBv2, igb_reward, policy_weights
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.base import StrategyInputs
+from drgrad.model.strategies.igbv2 import IGBv2, igb_reward, policy_weights
 
 TASKS = ("a", "b")
 

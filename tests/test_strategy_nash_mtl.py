@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.nash_mtl import NashMTL, clip_to_norm, nash_weights
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.nash_mtl import NashMTL, clip_to_norm, nash_weights
 
 
 def test_orthogonal_closed_form():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.strategies import get_strategy
-from model.strategies.pcgrad import (PCGrad, count_conflicting_pairs, pcgrad_combine,
+from drgrad.model.strategies import get_strategy
+from drgrad.model.strategies.pcgrad import (PCGrad, count_conflicting_pairs, pcgrad_combine,
                                      pcgrad_project, random_task_orders)
 
 G1 = [1.0, 0.0]

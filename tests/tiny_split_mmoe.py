@@ -6,7 +6,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
 
-from model import FeatureConfig  # noqa: E402
+from drgrad.model import FeatureConfig  # noqa: E402
 
 FC = FeatureConfig(categorical={"c": 4}, numeric=("x", "y"), embedding_dim=2)
 TASKS = ["a", "b"]

@@ -3,7 +3,7 @@
 A module ``model/backbones/<name>.py`` registers its class with ``@register("<name>")``; it is
 imported on first use.
 """
-from model.registry import Registry
+from drgrad.model.registry import Registry
 
 _BACKBONES = Registry("backbone", __name__, __path__, "backbone_name")
 register = _BACKBONES.register

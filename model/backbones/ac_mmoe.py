@@ -10,9 +10,9 @@ Variable groups: ``experts`` (experts and the interaction layer: both are shared
 """
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.mmoe import MMoE
-from model.layers.ac_mmoe_interaction import ExpertInteraction
+from drgrad.model.backbones import register
+from drgrad.model.backbones.mmoe import MMoE
+from drgrad.model.layers.ac_mmoe_interaction import ExpertInteraction
 
 
 @register("ac_mmoe")

@@ -28,7 +28,7 @@ Every trainable variable belongs to ``embeddings``, ``shared`` or ``towers``.
 """
 import tensorflow as tf
 
-from model.config import FeatureConfig, check_tasks
+from drgrad.model.config import FeatureConfig, check_tasks
 
 BASE_GROUPS = ("embeddings", "experts", "gates", "ppnet", "bottom")
 

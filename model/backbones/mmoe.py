@@ -3,9 +3,9 @@ Mixture-of-Experts", KDD 2018. Defaults (8 experts x 64, towers 32 -> 1, embeddi
 the project's census reference (see README, calibration)."""
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.base import Backbone
-from model.layers import Experts, FeatureEmbedding, SoftmaxGate, Tower, mix_experts
+from drgrad.model.backbones import register
+from drgrad.model.backbones.base import Backbone
+from drgrad.model.layers import Experts, FeatureEmbedding, SoftmaxGate, Tower, mix_experts
 
 
 @register("mmoe")

@@ -3,9 +3,9 @@ Model for Personalized Recommendations", RecSys 2020. Defaults keep 8 experts in
 tasks (2 specific per task + 4 shared), matching the MMoE reference's capacity."""
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.base import Backbone
-from model.layers import CGC, FeatureEmbedding, Tower
+from drgrad.model.backbones import register
+from drgrad.model.backbones.base import Backbone
+from drgrad.model.layers import CGC, FeatureEmbedding, Tower
 
 
 @register("ple")

@@ -1,9 +1,9 @@
 """Shared-bottom multi-task network (Caruana, "Multitask Learning", 1997)."""
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.base import Backbone
-from model.layers import MLP, FeatureEmbedding, Tower
+from drgrad.model.backbones import register
+from drgrad.model.backbones.base import Backbone
+from drgrad.model.layers import MLP, FeatureEmbedding, Tower
 
 
 @register("shared_bottom")

@@ -13,10 +13,10 @@ any other task is zero), both in ``shared``; towers per task; ``embeddings``.
 """
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.base import Backbone
-from model.layers import Experts, FeatureEmbedding, Tower
-from model.layers.snr_connection import SNRTransConnection
+from drgrad.model.backbones import register
+from drgrad.model.backbones.base import Backbone
+from drgrad.model.layers import Experts, FeatureEmbedding, Tower
+from drgrad.model.layers.snr_connection import SNRTransConnection
 
 
 @register("snr")

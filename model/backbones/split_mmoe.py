@@ -19,10 +19,10 @@ two primary logits with the updater's μ (Eq. 8, `model.layers.TowerMixer`).
 """
 import tensorflow as tf
 
-from model.backbones import register
-from model.backbones.base import Backbone, dedicated_output, shared_output
-from model.layers import Experts, FeatureEmbedding, PersonalizedGate, SoftmaxGate, Tower
-from model.layers import mix_experts
+from drgrad.model.backbones import register
+from drgrad.model.backbones.base import Backbone, dedicated_output, shared_output
+from drgrad.model.layers import Experts, FeatureEmbedding, PersonalizedGate, SoftmaxGate, Tower
+from drgrad.model.layers import mix_experts
 
 
 @register("split_mmoe")

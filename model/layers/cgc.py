@@ -7,7 +7,7 @@ feeds the next level's shared experts.
 """
 import tensorflow as tf
 
-from model.layers.experts import Experts, SoftmaxGate
+from drgrad.model.layers.experts import Experts, SoftmaxGate
 
 
 @tf.keras.utils.register_keras_serializable(package="drgrad")

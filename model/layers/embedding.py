@@ -1,7 +1,7 @@
 """Per-feature embeddings for categorical ids, concatenated with numeric features."""
 import tensorflow as tf
 
-from model.config import FeatureConfig
+from drgrad.model.config import FeatureConfig
 
 
 @tf.keras.utils.register_keras_serializable(package="drgrad")

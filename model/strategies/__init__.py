@@ -5,7 +5,7 @@ A strategy module ``model/strategies/<name>.py`` registers its class with
 first use, so adding a strategy needs no edit here. See `model.strategies.base` for the
 interface.
 """
-from model.registry import Registry
+from drgrad.model.registry import Registry
 
 _STRATEGIES = Registry("strategy", __name__, __path__, "strategy_name")
 register = _STRATEGIES.register

@@ -32,8 +32,8 @@ the moments of every table would not fit a production model).
 """
 import tensorflow as tf
 
-from model.strategies import register
-from model.strategies.base import GradientStrategy
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import GradientStrategy
 
 
 def adatask_moments(task_grads, m, v, beta_1, beta_2):

@@ -24,7 +24,7 @@ The hooks, in the order `train_step` calls them:
 3. ``combine(inputs: StrategyInputs) -> (grads, stats)``: ``grads`` is ``{group: [gradient per
       variable]}`` for every group in `self.groups` (same order as ``inputs.variables[group]``);
       ``stats`` is ``{name: float32 scalar}`` with names from `stat_names()` (logged to
-      TensorBoard by `model.callbacks.StrategyStatsLogger`). Pure TF ops only (it runs under
+      TensorBoard by `drgrad.training.callbacks.StrategyStatsLogger`). Pure TF ops only (it runs under
       `tf.function`; XLA optional).
 4. The model checks every gradient and the loss for NaN/Inf; a non-finite step is skipped
       entirely (no apply, no `after_apply`) and counted in the ``skipped_steps`` metric.
@@ -58,8 +58,8 @@ should not name ``embeddings``.
 
 Example (a PCGrad-like strategy on the shared dense layers)::
 
-    from model.strategies import register
-    from model.strategies.base import GradientStrategy, flatten, unflatten
+    from drgrad.model.strategies import register
+    from drgrad.model.strategies.base import GradientStrategy, flatten, unflatten
 
     @register("my_pcgrad")
     class MyPCGrad(GradientStrategy):

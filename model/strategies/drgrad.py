@@ -83,9 +83,9 @@ import weakref
 
 import tensorflow as tf
 
-from model.backbones.base import dedicated_output, shared_output
-from model.strategies import register
-from model.strategies.base import GradientStrategy, flatten, unflatten
+from drgrad.model.backbones.base import dedicated_output, shared_output
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import GradientStrategy, flatten, unflatten
 
 VARIANTS = ("literal", "paired")
 UPDATERS = ("literal", "ema", "none")

@@ -1,6 +1,6 @@
 """The plain multi-task baseline: minimize ``sum_t alpha_t * L_t`` (alpha = task weights)."""
-from model.strategies import register
-from model.strategies.base import GradientStrategy
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import GradientStrategy
 
 
 @register("equal_weight")

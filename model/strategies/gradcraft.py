@@ -38,8 +38,8 @@ gradient (dense K-fold copies of the tables would dominate step cost and memory)
 """
 import tensorflow as tf
 
-from model.strategies import register
-from model.strategies.base import (GradientStrategy, count_conflicting_pairs, split_by_groups,
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import (GradientStrategy, count_conflicting_pairs, split_by_groups,
                                    stack_task_gradients)
 
 _TINY = 1e-20

@@ -39,8 +39,8 @@ unweighted.
 """
 import tensorflow as tf
 
-from model.strategies import register
-from model.strategies.base import GradientStrategy
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import GradientStrategy
 
 _TINY = 1e-12
 

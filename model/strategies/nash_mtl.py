@@ -30,8 +30,8 @@ constant scale, so with the default optimizer the difference is limited to the f
 """
 import tensorflow as tf
 
-from model.strategies import register
-from model.strategies.base import (GradientStrategy, count_conflicting_pairs, split_by_groups,
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import (GradientStrategy, count_conflicting_pairs, split_by_groups,
                                    stack_task_gradients)
 
 _RIDGE = 1e-12  # keeps the Newton system solvable when G G^T is singular

@@ -23,8 +23,8 @@ is the identity there; embedding gradients stay sparse `IndexedSlices`).
 """
 import tensorflow as tf
 
-from model.strategies import register
-from model.strategies.base import (GradientStrategy, count_conflicting_pairs,  # noqa: F401
+from drgrad.model.strategies import register
+from drgrad.model.strategies.base import (GradientStrategy, count_conflicting_pairs,  # noqa: F401
                                    split_by_groups, stack_task_gradients)
 
 _TINY = 1e-20

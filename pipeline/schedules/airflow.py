@@ -17,7 +17,7 @@ import re
 import string
 from typing import Any, Mapping
 
-from pipeline.schedules import cronexpr
+from drgrad.pipeline.schedules import cronexpr
 
 TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates",
                              "airflow_dag.py.tmpl")
@@ -51,7 +51,7 @@ class AirflowDag:
     retries: int = 0
 
     def __post_init__(self):
-        from pipeline import configs
+        from drgrad.pipeline import configs
 
         configs.check_pipeline_name(self.pipeline_name)
         cronexpr.parse(self.schedule, cronexpr.UNIX)

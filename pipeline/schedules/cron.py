@@ -15,7 +15,7 @@ import shlex
 import shutil
 from typing import Optional, Sequence
 
-from pipeline.schedules import cronexpr
+from drgrad.pipeline.schedules import cronexpr
 
 WRAPPER_NAME = "drgrad-daily.sh"
 WRAPPER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), WRAPPER_NAME)

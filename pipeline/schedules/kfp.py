@@ -16,8 +16,8 @@ expands); a package without it trains on the newest span present when the run st
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-from pipeline.kubeflow_v2_runner import RUN_DATE_PARAMETER
-from pipeline.schedules import cronexpr, package
+from drgrad.pipeline.kubeflow_v2_runner import RUN_DATE_PARAMETER
+from drgrad.pipeline.schedules import cronexpr, package
 
 DEFAULT_EXPERIMENT = "drgrad-daily"
 

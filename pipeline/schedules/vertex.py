@@ -11,7 +11,7 @@ KFP `pipeline.yaml` works too). Parameters must be declared by the template (`pa
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-from pipeline.schedules import cronexpr, package
+from drgrad.pipeline.schedules import cronexpr, package
 
 
 @dataclasses.dataclass(frozen=True)

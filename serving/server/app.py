@@ -15,8 +15,8 @@ import os
 import socket
 import threading
 
-from serving import model_config as model_config_lib
-from serving.server import manager as manager_lib
+from drgrad.serving import model_config as model_config_lib
+from drgrad.serving.server import manager as manager_lib
 
 _log = logging.getLogger(__name__)
 
@@ -160,10 +160,10 @@ class ModelServer:
         import grpc  # pylint: disable=g-import-not-at-top
         from aiohttp import web  # pylint: disable=g-import-not-at-top
 
-        from serving.server import batching as batching_lib  # pylint: disable=g-import-not-at-top
-        from serving.server import grpc_service  # pylint: disable=g-import-not-at-top
-        from serving.server import rest  # pylint: disable=g-import-not-at-top
-        from serving.server import service  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.server import batching as batching_lib  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.server import grpc_service  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.server import rest  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.server import service  # pylint: disable=g-import-not-at-top
 
         self._stopped = asyncio.Event()
         batcher = (batching_lib.Batcher(self._batching, self._executor)

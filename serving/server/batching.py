@@ -17,7 +17,7 @@ import collections
 import grpc
 import numpy as np
 
-from serving.server.errors import ServingError
+from drgrad.serving.server.errors import ServingError
 
 
 class _Task:

@@ -18,8 +18,8 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
-from serving.server import servable as servable_lib
-from serving.server.errors import ServingError, invalid_argument
+from drgrad.serving.server import servable as servable_lib
+from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
 # Server-side message limits: TF Serving's are effectively unlimited; 1 GiB here.
@@ -160,7 +160,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     async def HandleReloadConfigRequest(self, request, context):  # pylint: disable=invalid-name
         import asyncio  # pylint: disable=g-import-not-at-top
 
-        from serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
 
         try:
             validate_server_config(request.config)

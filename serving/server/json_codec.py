@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from serving.server.errors import invalid_argument
+from drgrad.serving.server.errors import invalid_argument
 
 _JSON_TYPE = {dict: "Object", list: "Array", str: "String", bool: "Boolean", int: "Number",
               float: "Number", type(None): "Null"}

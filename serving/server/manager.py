@@ -20,7 +20,7 @@ import os
 import re
 import threading
 
-from serving.server.errors import ServingError, not_found
+from drgrad.serving.server.errors import ServingError, not_found
 import grpc
 
 _log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class ModelManager:
     """
 
     def __init__(self, config, loader=None, max_load_retries=5, on_unload=None):
-        from serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
 
         validate_server_config(config)
         if max_load_retries < 1:
@@ -106,7 +106,7 @@ class ModelManager:
 
     def reload_config(self, config):
         """Replaces the config (models missing from it are unloaded) and polls once."""
-        from serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
+        from drgrad.serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
 
         validate_server_config(config)
         self._config = config
@@ -279,7 +279,7 @@ class ModelManager:
 
 
 def _load_servable(name, version, path):
-    from serving.server.servable import Servable  # pylint: disable=g-import-not-at-top
+    from drgrad.serving.server.servable import Servable  # pylint: disable=g-import-not-at-top
 
     servable = Servable(name, version, path)
     servable.warmup()

@@ -18,8 +18,8 @@ import urllib.parse
 from aiohttp import web
 from google.protobuf import json_format
 
-from serving.server import json_codec
-from serving.server.errors import ServingError, invalid_argument
+from drgrad.serving.server import json_codec
+from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
 

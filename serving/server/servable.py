@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from serving.server.errors import ServingError, failed_precondition, invalid_argument
+from drgrad.serving.server.errors import ServingError, failed_precondition, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

@@ -9,8 +9,8 @@ import asyncio
 
 import numpy as np
 
-from serving.server import servable as servable_lib
-from serving.server.errors import invalid_argument, not_found
+from drgrad.serving.server import servable as servable_lib
+from drgrad.serving.server.errors import invalid_argument, not_found
 
 _STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 _CLASSIFY_METHOD = "tensorflow/serving/classify"

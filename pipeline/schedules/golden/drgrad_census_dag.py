@@ -16,7 +16,7 @@ import pendulum  # noqa: E402  (an Airflow dependency)
 from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner  # noqa: E402
 from tfx.orchestration.airflow.airflow_dag_runner import AirflowPipelineConfig  # noqa: E402
 
-from pipeline import local_runner  # noqa: E402
+from drgrad.pipeline import local_runner  # noqa: E402
 
 PIPELINE_NAME = "drgrad-census"
 DATASET = "census"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from model.metrics import roc_auc
+from drgrad.training.metrics import roc_auc
 
 
 def predict_arrays(model, dataset):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from model.bench import paper
+from drgrad.bench import paper
 
 
 def fmt(value, digits=4):

@@ -1,6 +1,6 @@
-"""Reads back what `model.train.train` logs to TensorBoard, as plain arrays.
+"""Reads back what `drgrad.training.train.train` logs to TensorBoard, as plain arrays.
 
-A run directory holds ``logs/steps`` (`model.callbacks.StrategyStatsLogger`: ``strategy/<stat>``
+A run directory holds ``logs/steps`` (`drgrad.training.callbacks.StrategyStatsLogger`: ``strategy/<stat>``
 and ``train/<metric>`` every ``log_every`` steps) and ``logs/validation`` (the Keras TensorBoard
 callback's epoch logs: ``epoch_<task>_auc_exact`` and ``epoch_mean_auc``, written there because
 `AUCEarlyStopping` adds them as ``val_*`` logs).

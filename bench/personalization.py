@@ -3,7 +3,7 @@
 DRGrad's personalized gate (PPNet, paper §3.3) reads user / item ids; the paper reports the
 gain on average only and leaves the cold-start question open. This study trains, per seed,
 the model presets `mmoe`, `drgrad_no_ppnet` and `drgrad` on MovieLens-100K (time-ordered
-80/10/10 split, `data.movielens`) with the harness's protocol (`model.train.train`: early
+80/10/10 split, `data.movielens`) with the harness's protocol (`drgrad.training.train.train`: early
 stopping on validation mean AUC, test touched once), then splits the **test** rows by the
 activity of their user in the train split (number of train ratings): the cold rows (users
 first seen after the train period: activity 0) form one group, the warm rows are cut into
@@ -59,7 +59,7 @@ def activity_groups(train_users: Sequence, test_users: Sequence, warm_groups: in
 def grouped_aucs(labels: Dict[str, np.ndarray], scores: Dict[str, np.ndarray],
                  group: np.ndarray, groups: int = QUINTILES + 1) -> List[Dict[str, float]]:
     """`[{task: AUC}]` per group (NaN where a group lacks a class)."""
-    from model.metrics import roc_auc
+    from drgrad.training.metrics import roc_auc
 
     result = []
     for g in range(groups):
@@ -74,7 +74,7 @@ def grouped_aucs(labels: Dict[str, np.ndarray], scores: Dict[str, np.ndarray],
 
 
 def _run(out, cell, seed, source, epochs, patience, batch_size):
-    from model.train import train
+    from drgrad.training.train import train
 
     run_dir = os.path.join(out, cell, f"seed-{seed}")
     if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
@@ -91,9 +91,9 @@ def run_study(source, out, seeds=3, epochs=15, patience=2, batch_size=1024, cell
     """Trains (or reuses) every cell × seed and writes the CSV and the report; returns rows."""
     import tensorflow as tf
 
-    import data
-    from model.builder import load_trained
-    from model.callbacks import predict_arrays
+    from drgrad import data
+    from drgrad.model.builder import load_trained
+    from drgrad.training.callbacks import predict_arrays
 
     frames = data.load_frames(DATASET, source=source)
     group, ranges = activity_groups(frames["train"]["user_id"], frames["test"]["user_id"])

@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from model.config import PRESETS as MODEL_PRESETS
+from drgrad.model.config import PRESETS as MODEL_PRESETS
 
 ROLES = ("baseline", "ours", "single_task")
 _CELL_NAME = re.compile(r"^[A-Za-z0-9_.\-:{}\[\]\",=+/ ]+$")
@@ -43,7 +43,7 @@ class Cell:
         `strategy_args` then update the preset's own.
       single_task: index of the one task this cell trains on (others get loss weight 0).
       role: "baseline", "ours" or "single_task".
-      paper: key of the paper's reference row (`model.bench.paper`), if it has one.
+      paper: key of the paper's reference row (`drgrad.bench.paper`), if it has one.
       needs_personalization: skip the cell on datasets without user/item features (there it
         would be the same model as its w/o-PPNet twin).
     """
@@ -93,7 +93,7 @@ class Cell:
                                                         **self.strategy_args}
 
     def task_weights(self, tasks):
-        """``{task: weight}`` for `model.train.train`, or None (all 1.0)."""
+        """``{task: weight}`` for `drgrad.training.train.train`, or None (all 1.0)."""
         if self.single_task is None:
             return None
         if self.single_task >= len(tasks):
@@ -102,7 +102,7 @@ class Cell:
         return {t: (1.0 if k == self.single_task else 0.0) for k, t in enumerate(tasks)}
 
     def train_kwargs(self):
-        """Keyword arguments of `model.train.train` for this cell (tasks-independent part)."""
+        """Keyword arguments of `drgrad.training.train.train` for this cell (tasks-independent part)."""
         kwargs = {"backbone_args": dict(self.backbone_args),
                   "strategy_args": dict(self.strategy_args)}
         if self.model_preset is not None:
@@ -125,7 +125,7 @@ def _infer_role(strategy, strategy_args):
 
 
 def _infer_paper(backbone, strategy, strategy_args):
-    """Key of the paper's reference row for a cell (`model.bench.paper`)."""
+    """Key of the paper's reference row for a cell (`drgrad.bench.paper`)."""
     if strategy == "drgrad":
         return "drgrad" if _infer_role(strategy, strategy_args) == "ours" else backbone
     if strategy == "equal_weight":

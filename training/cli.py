@@ -1,8 +1,8 @@
-"""`drgrad train`: standalone training (model/train.py). Imports nothing heavy at import time."""
+"""`drgrad train`: standalone training (training/train.py). Imports nothing heavy at import time."""
 import json
 
-from data.cli import positive_int as _positive_int
-from model.config import PRESETS
+from drgrad.data.cli import positive_int as _positive_int
+from drgrad.model.config import PRESETS
 
 DATASETS = ("census", "synthetic", "movielens", "byterec", "census-income", "movielens-100k")
 
@@ -58,7 +58,7 @@ def register(subparsers):
 
 
 def _train(args):
-    from model.train import train  # pylint: disable=g-import-not-at-top
+    from drgrad.training.train import train  # pylint: disable=g-import-not-at-top
     train(args.dataset, args.out, backbone=args.backbone, strategy=args.strategy,
           preset=args.preset, backbone_args=_key_values(args.backbone_arg, "--backbone-arg"),
           strategy_args=_key_values(args.strategy_arg, "--strategy-arg"), epochs=args.epochs,

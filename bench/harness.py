@@ -1,7 +1,7 @@
 """`run_bench`: trains every cell × seed (× cos θ) of a grid on one protocol and writes
 ``results.csv``, ``report.md`` and the figures.
 
-Protocol (the same for every cell): `model.train.train` — Adam 1e-3, batch 1024, at most
+Protocol (the same for every cell): `drgrad.training.train.train` — Adam 1e-3, batch 1024, at most
 ``epochs`` epochs, early stopping on the exact validation mean AUC with ``patience``, best
 weights restored, then ONE evaluation on the test split. The data seed is fixed (0) across
 cells and seeds, so seed ``s`` of every cell sees the same data split and the t-tests pair
@@ -10,8 +10,8 @@ runs that differ only in the model/shuffle seed.
 Layout of ``out``::
 
     results.csv      one row per cell × seed (× cos): test_<task>, val_<task>, best_epoch, ...
-    report.md        tables (model.bench.report)
-    figures/*.png    (model.bench.plots)
+    report.md        tables (drgrad.bench.report)
+    figures/*.png    (drgrad.bench.plots)
     runs/<cos>/<cell>/seed-<s>/   the `drgrad train` run directory of each run
 
 A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
@@ -34,8 +34,8 @@ import traceback
 
 import numpy as np
 
-from model.bench import events, report
-from model.bench.presets import parse_grid
+from drgrad.bench import events, report
+from drgrad.bench.presets import parse_grid
 
 DATASET_NAMES = {"census": "census", "census-income": "census", "synthetic": "synthetic",
                  "movielens": "movielens", "movielens-100k": "movielens"}
@@ -100,8 +100,8 @@ def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, b
 def _check_cells(cells, tasks):
     """Raises ValueError before any training if a cell names an unknown backbone or strategy,
     gives its strategy bad arguments, or trains a task the dataset does not have."""
-    from model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
-    from model.strategies import get_strategy  # pylint: disable=g-import-not-at-top
+    from drgrad.model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
+    from drgrad.model.strategies import get_strategy  # pylint: disable=g-import-not-at-top
     for cell in cells:
         cell.task_weights(tasks)
         backbone, strategy, strategy_args = cell.resolved()
@@ -239,7 +239,7 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     cells = parse_grid(grid) if isinstance(grid, str) else tuple(grid)
     if not cells:
         raise ValueError("the grid has no cells")
-    import data  # pylint: disable=g-import-not-at-top
+    from drgrad import data  # pylint: disable=g-import-not-at-top
     spec = data.get_spec(dataset)
     tasks = list(spec.tasks)
     _check_cells(cells, tasks)
@@ -257,7 +257,7 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     results_path = os.path.join(out, "results.csv")
     started = time.time()
     results = []
-    from model.train import train  # pylint: disable=g-import-not-at-top
+    from drgrad.training.train import train  # pylint: disable=g-import-not-at-top
     # Seed-major order: after each round every cell (at every cos θ) has one more seed, so an
     # interrupted benchmark still compares all cells.
     plan = [(cos, seed, cell) for seed in range(seeds) for cos in groups for cell in cells]
@@ -403,7 +403,7 @@ def finish(out, dataset, tasks, wall=None, command=None, epochs=None, patience=N
            seeds=None, rows=None, generator=None, batch_size=1024, plots=True):
     """Writes report.md and the figures from ``out/results.csv`` (read back from the file, so
     the report shows exactly the CSV's numbers); returns the report text."""
-    from model.bench import plots as plotting  # pylint: disable=g-import-not-at-top
+    from drgrad.bench import plots as plotting  # pylint: disable=g-import-not-at-top
     results = read_results(os.path.join(out, "results.csv"))
     figures = []
     if plots:

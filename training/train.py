@@ -16,7 +16,7 @@ import json
 import os
 import time
 
-from model.config import PRESETS, FeatureConfig, resolve_preset
+from drgrad.model.config import PRESETS, FeatureConfig, resolve_preset
 
 DEFAULT_BACKBONE = "split_mmoe"
 DEFAULT_STRATEGY = "drgrad"
@@ -77,16 +77,16 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     import pandas as pd  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    from model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
-    from model.strategies import get_strategy_class  # pylint: disable=g-import-not-at-top
+    from drgrad.model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
+    from drgrad.model.strategies import get_strategy_class  # pylint: disable=g-import-not-at-top
     # Unknown names fail here, before any data is read.
     get_backbone_class(backbone or PRESETS.get(preset, {}).get("backbone", DEFAULT_BACKBONE))
     get_strategy_class(strategy or PRESETS.get(preset, {}).get("strategy", DEFAULT_STRATEGY))
 
-    import data  # pylint: disable=g-import-not-at-top
-    from data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
-    from model.builder import build_model, save_trained  # pylint: disable=g-import-not-at-top
-    from model.callbacks import (  # pylint: disable=g-import-not-at-top
+    from drgrad import data  # pylint: disable=g-import-not-at-top
+    from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
+    from drgrad.model.builder import build_model, save_trained  # pylint: disable=g-import-not-at-top
+    from drgrad.training.callbacks import (  # pylint: disable=g-import-not-at-top
         AUCEarlyStopping, StrategyStatsLogger, evaluate_auc)
 
     started = time.time()

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from model.bench import events, report
+from drgrad.bench import events, report
 
 
 def _pyplot():

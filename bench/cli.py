@@ -1,4 +1,4 @@
-"""`drgrad bench`: the benchmark harness (model/bench/harness.py). Nothing heavy at import."""
+"""`drgrad bench`: the benchmark harness (bench/harness.py). Nothing heavy at import."""
 
 DATASETS = ("census", "synthetic", "movielens")
 
@@ -31,7 +31,7 @@ def parse_cos(text):
 
 
 def register(subparsers):
-    from model.bench.presets import GRIDS  # pylint: disable=g-import-not-at-top
+    from drgrad.bench.presets import GRIDS  # pylint: disable=g-import-not-at-top
     parser = subparsers.add_parser(
         "bench", help="train a grid of models × seeds on one protocol; write tables and plots",
         description="Trains every cell of --grid once per seed (same budget, early stopping "
@@ -70,7 +70,7 @@ def register(subparsers):
              "quintile",
         description="Trains the mmoe, drgrad_no_ppnet and drgrad presets per seed on "
                     "movielens-100k and writes DIR/personalization.csv and "
-                    "DIR/personalization.md (model/bench/personalization.py).")
+                    "DIR/personalization.md (bench/personalization.py).")
     study.add_argument("--source", required=True, help="the ml-100k folder (never committed)")
     study.add_argument("--out", required=True, metavar="DIR")
     study.add_argument("--seeds", type=_positive_int, default=3)
@@ -102,7 +102,7 @@ def command_line(args):
 
 
 def _personalization(args):
-    from model.bench import personalization  # pylint: disable=g-import-not-at-top
+    from drgrad.bench import personalization  # pylint: disable=g-import-not-at-top
     if args.patience < 0:
         raise ValueError(f"--patience must be >= 0, got {args.patience}")
     personalization.run_study(args.source, args.out, seeds=args.seeds, epochs=args.epochs,
@@ -112,14 +112,14 @@ def _personalization(args):
 
 
 def _bench(args):
-    from model.bench import harness  # pylint: disable=g-import-not-at-top
+    from drgrad.bench import harness  # pylint: disable=g-import-not-at-top
     cos = parse_cos(args.cos) if args.cos is not None else None
     if cos is not None and args.dataset != "synthetic":
         raise ValueError("--cos applies to --dataset synthetic only")
     if args.patience < 0:
         raise ValueError(f"--patience must be >= 0, got {args.patience}")
     if args.report_only:
-        import data  # pylint: disable=g-import-not-at-top
+        from drgrad import data  # pylint: disable=g-import-not-at-top
         import os  # pylint: disable=g-import-not-at-top
         if not os.path.isfile(os.path.join(args.out, "results.csv")):
             raise FileNotFoundError(f"{args.out}/results.csv not found: nothing to report")

@@ -1,6 +1,6 @@
 """The `drgrad` command line.
 
-Each area owns its sub-commands in its own `cli.py` (`data/cli.py`, `model/cli.py`,
+Each area owns its sub-commands in its own `cli.py` (`data/cli.py`, `training/cli.py`,
 `serving/cli.py`, `pipeline/commands.py`, ...), exposing `register(subparsers)`. Those modules import
 nothing heavy at import time, so `drgrad --help` is instant and `drgrad serve` never loads
 model code. Handlers raise ordinary exceptions for bad input; `main` turns them into one
@@ -15,14 +15,14 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 # Modules that register sub-commands, in help order.
 _COMMAND_MODULES = (
-    "data.cli",
-    "model.cli",
-    "model.bench.cli",
-    "serving.cli",
-    "pipeline.commands",
-    "pipeline.export_command",
-    "pipeline.schedule_commands",
-    "pipeline.demo",
+    "drgrad.data.cli",
+    "drgrad.training.cli",
+    "drgrad.bench.cli",
+    "drgrad.serving.cli",
+    "drgrad.pipeline.commands",
+    "drgrad.pipeline.export_command",
+    "drgrad.pipeline.schedule_commands",
+    "drgrad.pipeline.demo",
 )
 
 # Exceptions that mean "the user gave bad input": reported in one line, exit code 1.
