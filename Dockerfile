@@ -14,11 +14,15 @@ COPY requirements.txt constraints.txt ./
 RUN python -m pip install --no-cache-dir "pip<25" "setuptools<81" wheel \
  && python -m pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
+# Every folder setup.py maps into the `drgrad` namespace (drgrad.data, drgrad.model, ...).
 COPY setup.py README.md ./
-COPY model/ model/
-COPY serving/ serving/
-COPY pipeline/ pipeline/
 COPY data/ data/
-RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation .
+COPY model/ model/
+COPY training/ training/
+COPY pipeline/ pipeline/
+COPY bench/ bench/
+COPY serving/ serving/
+COPY cli/ cli/
+RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation --use-pep517 .
 
 # TFX's container entrypoint is supplied by KubeflowV2DagRunner's component specs.

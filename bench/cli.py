@@ -1,16 +1,7 @@
 """`drgrad bench`: the benchmark harness (bench/harness.py). Nothing heavy at import."""
 
-DATASETS = ("census", "synthetic", "movielens")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+from drgrad.data.cli import dataset_choices
+from drgrad.data.cli import positive_int as _positive_int
 
 
 def parse_cos(text):
@@ -38,7 +29,7 @@ def register(subparsers):
                     "on validation mean AUC, test evaluated once) and writes DIR/results.csv, "
                     "DIR/report.md and DIR/figures/*.png. Finished runs are reused, so "
                     "rerunning the same command resumes an interrupted benchmark.")
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=dataset_choices())
     parser.add_argument("--grid", required=True,
                         help=f"a preset ({', '.join(GRIDS)}) or a comma list of cells: model "
                              "presets (mmoe, drgrad_no_ppnet, ...) or "

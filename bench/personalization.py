@@ -1,4 +1,4 @@
-"""Personalization study (issue 9): does the PPNet gate help, and for which users?
+"""Personalization study: does the PPNet gate help, and for which users?
 
 DRGrad's personalized gate (PPNet, paper §3.3) reads user / item ids; the paper reports the
 gain on average only and leaves the cold-start question open. This study trains, per seed,
@@ -92,7 +92,7 @@ def run_study(source, out, seeds=3, epochs=15, patience=2, batch_size=1024, cell
     import tensorflow as tf
 
     from drgrad import data
-    from drgrad.model.builder import load_trained
+    from drgrad.training.run_dir import load_trained
     from drgrad.training.callbacks import predict_arrays
 
     frames = data.load_frames(DATASET, source=source)

@@ -221,7 +221,7 @@ def _drgrad(name="drgrad", backbone_args=None, **strategy_args):
 
 _GRADIENT_METHODS = ("pcgrad", "cagrad", "nash_mtl", "adatask", "igbv2")
 
-# Small shared capacity (research/calibration.md: a 32-unit shared layer shows negative
+# Small shared capacity (docs/REFERENCE.md: a 32-unit shared layer shows negative
 # transfer on the `angle` synthetic set; 4 experts × 8 units is the same width for MMoE).
 NARROW_EXPERTS = {"num_experts": 4, "expert_units": 8}
 
@@ -278,7 +278,7 @@ GRIDS: Dict[str, Tuple[Cell, ...]] = {
         _drgrad("gamma=2", gamma=2.0),
         _drgrad("router_only", updater="none"),
     ),
-    # Routing at the representations v1 / vs (issue 9): DRGrad's variant="upstream" (literal
+    # Routing at the representations v1 / vs: DRGrad's variant="upstream" (literal
     # formula, route_level="upstream", one ξ per batch), with the literal and EMA updaters.
     "upstream": (
         _split_mmoe(),

@@ -30,6 +30,19 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsErro
                PermissionError)
 
 
+def _one_line(error):
+    """The user-facing message of a bad-input error, on one line."""
+    if isinstance(error, KeyError) and error.args:
+        return error.args[0]
+    if hasattr(error, "errors") and type(error).__name__ == "ValidationError":
+        # pydantic: one "field: problem" per invalid field (its str() spans several lines).
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: "
+            f"{item['msg'].removeprefix('Value error, ')}"
+            for item in error.errors())
+    return error
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="drgrad",
@@ -53,7 +66,7 @@ def main(argv=None):
     except USER_ERRORS as error:
         if args.debug:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        message = _one_line(error)
         print(f"drgrad {args.command}: error: {message}", file=sys.stderr)
         return 1
     return int(result or 0)

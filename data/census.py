@@ -1,6 +1,6 @@
 """UCI Census-Income (KDD): the public benchmark of MMoE (Ma et al., KDD 2018, Sec. 6.3) and DRGrad.
 
-Pinned protocol (docs/ARCHITECTURE.md §1, shared/research/calibration.md):
+Pinned protocol (docs/ARCHITECTURE.md §1, docs/REFERENCE.md):
 
 * Read the committed `data/census-income/census-income.{data,test}.gz` (42 comma-separated
   fields, no header; every value stripped of its surrounding spaces).

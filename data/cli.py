@@ -23,6 +23,13 @@ def positive_int(text):
     return value
 
 
+def dataset_choices():
+    """What every command's ``--dataset`` accepts: each registered dataset and its aliases."""
+    from drgrad.data.specs import ALIASES, dataset_names  # pylint: disable=g-import-not-at-top
+
+    return tuple(sorted(set(dataset_names()) | set(ALIASES)))
+
+
 def _add_common(parser):
     from drgrad.data.specs import dataset_names
 

@@ -13,7 +13,7 @@ Common to both generators:
   (`randint` inclusive, every rand/randint an independent draw). The labels use these
   continuous values; the model sees each sparse feature as a categorical id (`sparse_0` ...
   `sparse_5`): its quantile bucket, 0 .. `sparse_buckets` - 1, with boundaries at the train
-  quantiles k / `sparse_buckets` (default 10 buckets, as in shared/research/calibration.md).
+  quantiles k / `sparse_buckets` (default 10 buckets, as in docs/REFERENCE.md).
 * The paper's per-feature terms, for the 32-vector x of one row (norms over that row):
   ``f_j(x) = 4 x_j^2 / ||x^2||_2 + 5 exp(x_j / ||x||_2) + 6 sin(x_j)``.
 * Binary labels: a continuous label is 1 where it is above its **train** median (so each task
@@ -22,12 +22,12 @@ Common to both generators:
 `paper` generator, exactly as printed: ``label1 = 10 * sum_j f_j(x) + N(0.01, 0.002)`` and
 ``label2 = cos(theta) * label1 + N(0.01, 0.002)``, N(mean, variance). The printed formula leaves
 the sum over features, the axis of the norms and the place of the noise implicit; this code sums
-the 32 terms, takes the norms over each row and adds the noise outside the factor 10. Finding (calibration.md,
+the 32 terms, takes the norms over each row and adds the noise outside the factor 10. Finding (docs/REFERENCE.md,
 checked by tests/test_data_synthetic.py): the noise is tiny next to label1's spread, so after
-binarizing at the median, label2 with cos(theta) < 0 is NOT label1 on every row (calibration.md;
+binarizing at the median, label2 with cos(theta) < 0 is NOT label1 on every row (docs/REFERENCE.md;
 with this code and seed 0: all but 12 of the 100,000 train rows, those whose label1 lies within
 the noise of the median). The "conflict" regime is then a mirror image that a model learns as
-easily as cooperation (MMoE ≈ 0.930 test AUC on both tasks in both regimes, calibration.md); it
+easily as cooperation (MMoE ≈ 0.930 test AUC on both tasks in both regimes, docs/REFERENCE.md); it
 is kept for fidelity, not for benchmarks.
 
 `angle` generator (default): the tasks share only part of their signal, as in the MMoE
@@ -40,7 +40,7 @@ w_k . f~(x) on train. Neither label is a function of the other; their correlatio
 cos(theta) / (1 + noise^2) and the binarized labels agree on about
 1/2 + arcsin(corr) / pi of the rows. Measured (seed 0, train): cos 0.9 / 0.5 / 0 / -0.5 / -0.9 give
 label correlation 0.870 / 0.503 / 0.030 / -0.464 / -0.864 and binary agreement
-0.836 / 0.667 / 0.508 / 0.344 / 0.165 (calibration.md: 0.84 / 0.66 / 0.50 / 0.34 / 0.16).
+0.836 / 0.667 / 0.508 / 0.344 / 0.165 (docs/REFERENCE.md: 0.84 / 0.66 / 0.50 / 0.34 / 0.16).
 
 Regimes: `cooperate` is cos(theta) = 0.5, `conflict` is cos(theta) = -0.5; `cos` sets any value
 in [-1, 1]. `rows=N` keeps at most N rows per split (seeded sample of the full set, so labels

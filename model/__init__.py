@@ -9,12 +9,10 @@ _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # the names below is first used (PEP 562).
 from drgrad.model.config import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
 
-__all__ = ["FeatureConfig", "ModelConfig", "PRESETS", "build_model", "load_trained",
-           "MultiTaskModel"]
+__all__ = ["FeatureConfig", "ModelConfig", "PRESETS", "build_model", "MultiTaskModel"]
 
 _LAZY = {
     "build_model": "drgrad.model.builder",
-    "load_trained": "drgrad.model.builder",
     "MultiTaskModel": "drgrad.model.multitask_model",
 }
 

@@ -1,16 +1,10 @@
-"""`build_model` (docs/ARCHITECTURE.md §2) and `load_trained` (rebuild a `drgrad train` run)."""
-import json
-import os
+"""`build_model` (docs/ARCHITECTURE.md §2): validated arguments -> a compiled `MultiTaskModel`.
 
+Saving and loading a trained model: `drgrad.model.saving`."""
 import tensorflow as tf
 
 from drgrad.model.config import FeatureConfig, ModelConfig, check_tasks
 from drgrad.model.multitask_model import MultiTaskModel
-
-WEIGHTS_DIR = "weights"
-WEIGHTS_PREFIX = "weights/model"
-CONFIG_FILE = "model_config.json"
-PREPROCESSOR_DIR = "preprocessor"
 
 
 def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
@@ -55,36 +49,3 @@ def build_from_config(config, compile_model=True):
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
     return build_model(**config.build_kwargs(), compile_model=compile_model)
-
-
-def save_trained(model, out_dir, preprocessor=None):
-    """Writes ``model_config.json``, ``weights/`` (TF checkpoint) and ``preprocessor/``."""
-    if model.model_config is None:
-        raise ValueError("save_trained needs a model made by build_model")
-    os.makedirs(os.path.join(out_dir, WEIGHTS_DIR), exist_ok=True)
-    model.model_config.save(os.path.join(out_dir, CONFIG_FILE))
-    model.save_weights(os.path.join(out_dir, WEIGHTS_PREFIX))
-    if preprocessor is not None:
-        preprocessor.save(os.path.join(out_dir, PREPROCESSOR_DIR))
-
-
-def load_trained(run_dir, compile_model=True):
-    """Rebuilds a trained model from a run directory: ``(model, preprocessor, config)``.
-
-    ``preprocessor`` is None when the run saved none (or the data package is unavailable).
-    """
-    config_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{config_path} not found: not a `drgrad train` output directory")
-    with open(config_path) as f:
-        config = ModelConfig.from_dict(json.load(f))
-    if not tf.io.gfile.exists(os.path.join(run_dir, WEIGHTS_PREFIX + ".index")):
-        raise FileNotFoundError(f"no weights under {os.path.join(run_dir, WEIGHTS_DIR)}")
-    model = build_from_config(config, compile_model=compile_model)
-    model.load_weights(os.path.join(run_dir, WEIGHTS_PREFIX)).expect_partial()
-    preprocessor = None
-    pre_dir = os.path.join(run_dir, PREPROCESSOR_DIR)
-    if os.path.isdir(pre_dir):
-        from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
-        preprocessor = FeaturePreprocessor.load(pre_dir)
-    return model, preprocessor, config

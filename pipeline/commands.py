@@ -9,7 +9,8 @@ Daily retraining: `drgrad pipeline run --data-root DIR --date 2024-03-02` ingest
 span (DIR is a `drgrad data split-days` folder; its manifest maps dates to spans), trains on
 the newest `--window-spans` validated spans, reuses the Transform analyzer cache and warm-starts
 from the latest blessed model. `drgrad pipeline backfill --data-root DIR --from D1 --to D2`
-runs those days in order and stops at the first day that fails, saying which.
+runs those days in order and stops at the first day that fails, saying which (both through
+`pipeline.backfill.run_days`).
 
 `drgrad pipeline compile --target kfp|vertex [--out DIR] [--image IMAGE]` writes
 `pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob).
@@ -165,7 +166,7 @@ def resolve_data_root(data_root, dataset_name):
 def _run(args):
     from drgrad.data.specs import get_spec
 
-    from drgrad.pipeline import configs, evaluation, local_runner
+    from drgrad.pipeline import local_runner
 
     spec = get_spec(args.dataset)
     if args.date is not None:
@@ -218,62 +219,10 @@ def _print_outcome(paths):
     print(f"run directory: {paths.root}")
 
 
-def date_range(first: str, last: str):
-    """Every ISO date from `first` to `last` inclusive; ValueError if `last` < `first`."""
-    import datetime
-
-    start, end = (datetime.date.fromisoformat(first), datetime.date.fromisoformat(last))
-    if end < start:
-        raise ValueError(f"--to {last} is before --from {first}")
-    return [(start + datetime.timedelta(days=n)).isoformat()
-            for n in range((end - start).days + 1)]
-
-
-def run_days(data_root, root, dataset, dates, *, window_spans=DEFAULT_WINDOW_SPANS,
-             warm_start=True, beam_pipeline_args=None, on_day=None, **kwargs):
-    """Runs the daily pipeline for each date in order; stops at the first failing day.
-
-    Every date must be in the data manifest (checked before anything runs). `on_day(date,
-    paths)` is called after each successful day. Returns `(paths, done_dates)`; raises
-    `DayFailedError` naming the failing day (its cause chained).
-    """
-    from drgrad.pipeline import daily, local_runner
-
-    dated = daily.dated_spans(data_root)
-    missing = [date for date in dates if date not in dated]
-    if missing:
-        raise ValueError(f"no span for {', '.join(missing)} in {data_root}; the manifest "
-                         f"covers {min(dated)} .. {max(dated)}")
-    done, paths = [], None
-    for date in dates:
-        try:
-            paths = local_runner.run(
-                data_root, root, dataset, run_date=date, window_spans=window_spans,
-                analyzer_cache=True, warm_start=warm_start, enable_cache=True,
-                beam_pipeline_args=beam_pipeline_args, **kwargs)
-        except Exception as error:  # pylint: disable=broad-except
-            raise DayFailedError(date, dated[date], done, error) from error
-        done.append(date)
-        if on_day is not None:
-            on_day(date, paths)
-    return paths, done
-
-
-class DayFailedError(RuntimeError):
-    """A daily run failed; `date`, `span`, `done` (dates finished before it) and `cause`."""
-
-    def __init__(self, date, span, done, cause):
-        from drgrad.pipeline.validation_gate import DataValidationError
-
-        self.date, self.span, self.done, self.cause = date, span, list(done), cause
-        what = ("failed data validation" if isinstance(cause, DataValidationError)
-                else f"failed ({type(cause).__name__})")
-        super().__init__(f"{date} (span {span}) {what}: {cause}; days done before it: "
-                         f"{', '.join(done) or 'none'}; nothing was pushed for {date}")
-
-
 def _run_days(args, dates):
     from drgrad.data.specs import get_spec
+
+    from drgrad.pipeline import backfill
 
     spec = get_spec(args.dataset)
     data_root = resolve_data_root(args.data_root, spec.name)
@@ -284,16 +233,19 @@ def _run_days(args, dates):
         _print_outcome(paths)
 
     try:
-        run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
-                 warm_start=not args.no_warm_start, beam_pipeline_args=_beam_args(args),
-                 on_day=report, **_model_kwargs(args))
-    except DayFailedError as error:
+        backfill.run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
+                          warm_start=not args.no_warm_start,
+                          beam_pipeline_args=_beam_args(args), on_day=report,
+                          **_model_kwargs(args))
+    except backfill.DayFailedError as error:
         print(f"drgrad pipeline: stopped: {error}", file=sys.stderr)
         return 1
     return 0
 
 
 def _backfill(args):
+    from drgrad.pipeline.backfill import date_range
+
     return _run_days(args, date_range(args.date_from, args.date_to))
 
 

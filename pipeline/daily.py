@@ -1,4 +1,4 @@
-"""Daily retraining pieces of the pipeline (issue 7): date -> span, and the rolling span window.
+"""Daily retraining pieces of the pipeline: date -> span, and the rolling span window.
 
 * `SpanForDate` is a small TFX component that reads the dataset's `manifest.json` (written by
   `drgrad data split-days`: span number -> date) and emits the ExampleGen `RangeConfig` of one

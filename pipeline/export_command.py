@@ -25,10 +25,10 @@ def register(subparsers):
 
 
 def _export(args):
-    from drgrad import model as model_lib  # pylint: disable=g-import-not-at-top
     from drgrad.serving import export  # pylint: disable=g-import-not-at-top
+    from drgrad.training.run_dir import load_trained  # pylint: disable=g-import-not-at-top
 
-    model, preprocessor, config = model_lib.load_trained(args.run_dir, compile_model=False)
+    model, preprocessor, config = load_trained(args.run_dir, compile_model=False)
     if preprocessor is None:
         raise FileNotFoundError(f"{args.run_dir} has no preprocessor/: re-run `drgrad train`")
     spec = preprocessor.spec

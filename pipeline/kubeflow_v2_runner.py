@@ -36,8 +36,7 @@ RUN_DATE_PARAMETER = "run_date"
 
 def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMAGE,
                      dataset: str = "census", cloud_root: str = configs.DEFAULT_CLOUD_ROOT,
-                     pipeline_name: Optional[str] = None, beam_pipeline_args=None,
-                     **kwargs) -> str:
+                     pipeline_name: Optional[str] = None, **options) -> str:
     """Writes the compiled pipeline; returns the file path.
 
     Args:
@@ -48,14 +47,16 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
       cloud_root: bucket prefix; data is read from `<root>/data/<dataset>`, artifacts go to
         `<root>/pipelines/<name>`, models are pushed to `<root>/serving/<dataset>`.
       pipeline_name: default `drgrad-<dataset>`.
-      beam_pipeline_args: default DirectRunner in_memory inside the step's pod; see
-        `configs.beam_pipeline_args("dataflow", ...)` for Dataflow.
-      **kwargs: passed to `create_pipeline` (backbone, strategy, epochs, thresholds...).
+      **options: flat `PipelineConfig` options (`PipelineConfig.from_options`: backbone,
+        strategy, epochs, thresholds...; `schema_path` defaults to the curated schema inside the
+        image, `warm_start` to True, `beam_pipeline_args` to the DirectRunner in_memory inside
+        the step's pod, see `configs.beam_pipeline_args("dataflow", ...)` for Dataflow).
     """
     from drgrad.data.specs import get_spec
     from tfx import v1 as tfx
 
     from drgrad.pipeline.pipeline import create_pipeline
+    from drgrad.pipeline.pipeline_config import PipelineConfig
 
     if target not in TARGETS:
         raise ValueError(f"unknown compile target {target!r}; choose one of {sorted(TARGETS)}")
@@ -65,19 +66,17 @@ def compile_pipeline(target: str, out_dir: str, image: str = configs.DEFAULT_IMA
     name = (pipeline_name if pipeline_name is not None
             else configs.default_pipeline_name(spec.name))
     root = cloud_root.rstrip("/")
-    schema_path = kwargs.pop("schema_path", _image_schema_path(spec.name))
-    pipeline = create_pipeline(
-        name, f"{root}/pipelines/{name}", f"{root}/data/{spec.name}",
-        f"{root}/serving/{spec.name}", dataset=spec.name, schema_path=schema_path,
-        check_schema_path=False,
-        metadata_connection_config=None,
+    defaults = {"schema_path": _image_schema_path(spec.name), "warm_start": True}
+    config = PipelineConfig.from_options(
+        pipeline_name=name, pipeline_root=f"{root}/pipelines/{name}",
+        data_root=f"{root}/data/{spec.name}", serving_model_dir=f"{root}/serving/{spec.name}",
+        dataset=spec.name, check_schema_path=False, metadata_connection_config=None,
         run_date=tfx.dsl.experimental.RuntimeParameter(
             name=RUN_DATE_PARAMETER, ptype=str, default=""),
+        # The KubeflowV2 compiler has no custom resolver strategies (module docstring).
         window_spans=None, analyzer_cache=True,
-        warm_start=kwargs.pop("warm_start", True),
-        beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
-                            else configs.beam_pipeline_args("direct")),
-        **kwargs)
+        **{**defaults, **options})
+    pipeline = create_pipeline(config)
     os.makedirs(out_dir, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
@@ -130,7 +129,7 @@ def write_compiled(path: str, document: Dict[str, Any]) -> None:
 
 def _image_schema_path(dataset: str) -> Optional[str]:
     """The curated schema's path inside the image (`configs.IMAGE_SOURCE_ROOT`), if committed."""
-    from drgrad.pipeline.pipeline import default_schema_path
+    from drgrad.pipeline.pipeline_config import default_schema_path
 
     if default_schema_path(dataset) is None:
         return None

@@ -50,40 +50,46 @@ def metadata_config(paths: RunPaths):
 
 
 def build(data_root: str, root: str, dataset: str, pipeline_name: Optional[str] = None,
-          model_name: Optional[str] = None, beam_pipeline_args=None, **kwargs):
-    """(`tfx.dsl.Pipeline`, `RunPaths`) for a local run; kwargs go to `create_pipeline`."""
+          model_name: Optional[str] = None, **options):
+    """(`tfx.dsl.Pipeline`, `RunPaths`) for a local run.
+
+    `options` are flat `PipelineConfig` options (`PipelineConfig.from_options`: `epochs=2`,
+    `min_auc=0.7`, `warm_start=True`, `beam_pipeline_args=[...]`, ...); the names, paths and
+    the SQLite MLMD connection come from the run directory.
+    """
     from drgrad.data.specs import get_spec
 
     from drgrad.pipeline.pipeline import create_pipeline
+    from drgrad.pipeline.pipeline_config import PipelineConfig
 
     spec = get_spec(dataset)
     if not os.path.isdir(data_root):
         raise FileNotFoundError(f"data directory not found: {data_root}")
     spans = [name for name in os.listdir(data_root) if name.startswith("span-")]
-    if not spans and not kwargs.get("input_patterns"):
+    if not spans and not options.get("input_patterns"):
         raise FileNotFoundError(f"no span-<N> folders in {data_root}; build the data with "
                                 f"`drgrad data build {spec.name} --out DIR`")
     paths = RunPaths(root=os.path.abspath(root), model_name=model_name or spec.name)
+    config = PipelineConfig.from_options(
+        pipeline_name=(pipeline_name if pipeline_name is not None
+                       else configs.default_pipeline_name(spec.name)),
+        pipeline_root=paths.pipeline_root, data_root=os.path.abspath(data_root),
+        serving_model_dir=paths.serving_model_dir, dataset=spec.name,
+        metadata_connection_config=metadata_config(paths), **options)
     os.makedirs(paths.root, exist_ok=True)
-    pipeline = create_pipeline(
-        pipeline_name if pipeline_name is not None else configs.default_pipeline_name(spec.name),
-        paths.pipeline_root, os.path.abspath(data_root), paths.serving_model_dir,
-        dataset=spec.name, metadata_connection_config=metadata_config(paths),
-        beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
-                            else configs.beam_pipeline_args("direct")),
-        **kwargs)
-    return pipeline, paths
+    return create_pipeline(config), paths
 
 
-def run(data_root: str, root: str, dataset: str, **kwargs) -> RunPaths:
-    """Builds and runs the pipeline with `LocalDagRunner`; returns its `RunPaths`.
+def run(data_root: str, root: str, dataset: str, **options) -> RunPaths:
+    """Builds (`build`: same arguments) and runs the pipeline with `LocalDagRunner`; returns its
+    `RunPaths`.
 
     Raises whatever the failing component raised (e.g. `DataValidationError` from the
     validation gate on a bad data span).
     """
     from tfx import v1 as tfx
 
-    pipeline, paths = build(data_root, root, dataset, **kwargs)
+    pipeline, paths = build(data_root, root, dataset, **options)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return paths
 

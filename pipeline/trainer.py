@@ -3,7 +3,7 @@
 `run_fn(fn_args)` (TFX generic trainer contract):
 
 1. rebuilds the feature config from the Transform graph (vocabulary sizes) and the model from
-   `custom_config` (`trainer_config(...)`: backbone, strategy and their arguments);
+   `custom_config` (`trainer_config(PipelineConfig)`: backbone, strategy and their arguments);
 2. reads transformed examples through `fn_args.data_accessor.tf_dataset_factory` as
    `({feature: [B]}, {task: [B]})` batches;
 3. trains with TensorBoard logs in `fn_args.model_run_dir` (`train_steps` when TrainArgs sets
@@ -11,86 +11,48 @@
 4. refuses to export a model with a non-finite weight;
 5. exports through `serving.export.export_saved_model` (raw `tf.Example` in, the Transform
    layer tracked inside, `{task: probability}` out) to `fn_args.serving_model_dir`, with
-   `model_config.json` beside it and a Keras weight checkpoint + the vocabularies under the
-   model artifact, from which the next day's run warm-starts when the pipeline passes it as
-   `base_model` (`pipeline.warm_start`: embedding rows follow their values across vocabulary
-   changes; what was done is written to `warm_start.json` in the model-run directory).
+   `model_config.json` beside it and a trained-model directory (`drgrad.model.saving`:
+   config, checkpoint, vocabularies) under the model artifact, from which the next day's run
+   warm-starts when the pipeline passes it as `base_model` (`drgrad.pipeline.warm_start`:
+   embedding rows follow their values across vocabulary changes; what was done is written to
+   `warm_start.json` in the model-run directory).
 
-This module is imported by the Trainer executor as `pipeline.trainer`, so the package
+This module is imported by the Trainer executor as `drgrad.pipeline.trainer`, so the package
 `__init__` sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads there too.
 """
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
-from drgrad.pipeline import configs, preprocessing, warm_start
+from drgrad.model import saving
+from drgrad.pipeline import preprocessing, warm_start
 from drgrad.pipeline.json_files import write_json
-from drgrad.pipeline.warm_start import MODEL_CONFIG_FILE
+from drgrad.pipeline.pipeline_config import PipelineConfig
+
+MODEL_CONFIG_FILE = saving.CONFIG_FILE
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
                  "personalization", "embedding_dim", "model_name")
 
 
-def trainer_config(transform: Mapping[str, Any], backbone: str = "split_mmoe",
-                   strategy: str = "drgrad", backbone_args: Optional[Mapping] = None,
-                   strategy_args: Optional[Mapping] = None,
-                   task_weights: Optional[Mapping[str, float]] = None,
-                   learning_rate: float = 1e-3, seed: Optional[int] = 0,
-                   epochs: int = configs.DEFAULT_EPOCHS,
-                   batch_size: int = configs.DEFAULT_BATCH_SIZE,
-                   personalization=(), embedding_dim: int = 8,
-                   model_name: str = "model") -> Dict[str, Any]:
-    """The Trainer `custom_config` (JSON-able; recorded in MLMD with the Trainer execution).
-
-    Args:
-      transform: the Transform `custom_config` (`preprocessing.transform_config(spec)`).
-      backbone, strategy, backbone_args, strategy_args, task_weights, learning_rate, seed:
-        passed to `model.build_model`.
-      epochs: passes over the train split when TrainArgs has no `num_steps`; >= 1.
-      batch_size: examples per step; >= 1.
-      personalization: categorical columns feeding the personalization path (PPNet).
-      embedding_dim: embedding width per categorical.
-      model_name: the served model's name (recorded in the warmup requests).
-    """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size),
-                        ("embedding_dim", embedding_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-    for name, value in (("backbone", backbone), ("strategy", strategy)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    unknown = sorted(set(personalization) - set(transform["categorical"]))
-    if unknown:
-        raise ValueError(f"personalization columns must be categorical: {unknown}")
-    if task_weights is not None:
-        extra = sorted(set(task_weights) - set(transform["tasks"]))
-        if extra:
-            raise ValueError(f"task_weights names unknown tasks: {extra}")
-    return {
-        "transform": dict(transform),
-        "backbone": backbone,
-        "strategy": strategy,
-        "backbone_args": dict(backbone_args or {}),
-        "strategy_args": dict(strategy_args or {}),
-        "task_weights": dict(task_weights) if task_weights is not None else None,
-        "learning_rate": float(learning_rate),
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "personalization": list(personalization),
-        "embedding_dim": embedding_dim,
-        "model_name": model_name,
-    }
+def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
+    """The Trainer `custom_config` of a validated `pipeline_config.PipelineConfig` (JSON-able;
+    recorded in MLMD with the Trainer execution): every key of `_TRAINER_KEYS`, from the config's
+    training section (model, strategy and their arguments, epochs, batch size, embedding width)
+    and what the config derives (the Transform `custom_config`, the personalization columns, the
+    served model's name)."""
+    return {**config.training.model_dump(include=set(_TRAINER_KEYS)),
+            "transform": dict(config.transform_custom_config),
+            "personalization": list(config.personalization),
+            "model_name": config.model_name}
 
 
 def _check_config(custom_config) -> Mapping[str, Any]:
     if not custom_config:
-        raise ValueError("the Trainer needs custom_config = pipeline.trainer.trainer_config(...)")
+        raise ValueError("the Trainer needs custom_config = trainer_config(PipelineConfig)")
     missing = [key for key in _TRAINER_KEYS if key not in custom_config]
     if missing:
         raise ValueError(f"Trainer custom_config lacks {missing}; build it with "
-                         "pipeline.trainer.trainer_config(...)")
+                         "drgrad.pipeline.trainer.trainer_config(PipelineConfig)")
     return custom_config
 
 
@@ -192,9 +154,6 @@ def run_fn(fn_args):
                        tasks, fn_args.serving_model_dir,
                        label_feature_spec={task: raw_spec[task] for task in tasks})
     write_warmup_requests(fn_args.serving_model_dir, config["model_name"])
-    paths = warm_start.checkpoint_paths(fn_args.serving_model_dir)
-    with tf.io.gfile.GFile(paths["config"], "w") as handle:
-        handle.write(built.to_json() + "\n")
-    model.save_weights(paths["checkpoint"])
-    write_json(paths["vocabularies"], vocabs)
+    saving.write_config(built, fn_args.serving_model_dir)  # labels the pushed version
+    saving.save(model, warm_start.trained_model_dir(fn_args.serving_model_dir), vocabs)
     write_json(os.path.join(fn_args.model_run_dir, "trainer_config.json"), dict(config))

@@ -13,30 +13,28 @@ value's embedding row, or fail. This module restores yesterday's model **by valu
   are copied bucket for bucket. This is what `tf.compat.v1.train.VocabInfo` did for
   Estimators.
 
-The Trainer writes, beside each model's checkpoint, the vocabularies it was trained with
-(`vocabularies.json`), and records what a warm start did in `warm_start.json` in its model-run
-directory (`mode`: "exact", "remapped" or "none", with the base model's path and the reason).
-The optimizer's slots are not carried over: each day starts a fresh Adam.
+The Trainer saves each model beside its SavedModel as a trained-model directory
+(`drgrad.model.saving`: config, checkpoint, and the vocabularies it was trained with) and
+records what a warm start did in `warm_start.json` in its model-run directory (`mode`:
+"exact", "remapped" or "none", with the base model's path and the reason). Variables are
+matched by name: their checkpoint object path (`saving.variable_paths`), never by position.
+The optimizer's slots are not carried over in a remap: each such day starts a fresh Adam.
 """
 import json
 import os
 from typing import Dict, List, Mapping, Optional
 
-from drgrad.pipeline.json_files import read_json
+from drgrad.model import saving
 
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_PREFIX = "weights"
-MODEL_CONFIG_FILE = "model_config.json"
-VOCABULARIES_FILE = "vocabularies.json"
+TRAINED_MODEL_DIR = "trained_model"
 RECORD_FILE = "warm_start.json"
+# Checkpoint paths under this prefix are the optimizer's slots and step (not carried over).
+_OPTIMIZER_PATH = "optimizer/"
 
 
-def checkpoint_paths(serving_model_dir: str) -> Dict[str, str]:
-    """Where a Trainer model artifact keeps its config, checkpoint and vocabularies."""
-    root = os.path.dirname(serving_model_dir.rstrip("/"))
-    return {"config": os.path.join(serving_model_dir, MODEL_CONFIG_FILE),
-            "checkpoint": os.path.join(root, CHECKPOINT_DIR, CHECKPOINT_PREFIX),
-            "vocabularies": os.path.join(root, CHECKPOINT_DIR, VOCABULARIES_FILE)}
+def trained_model_dir(serving_model_dir: str) -> str:
+    """The trained-model directory of a Trainer model artifact, beside its Format-Serving."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), TRAINED_MODEL_DIR)
 
 
 # Model config fields that do not change the network's variables (a new seed or learning rate
@@ -74,19 +72,11 @@ def remap_rows(old_table, new_table, old_vocabulary: List[str], new_vocabulary: 
     return result
 
 
-def _embedding_column(variable_name: str, columns) -> Optional[str]:
-    for column in columns:
-        if f"/embedding_{column}/embeddings" in variable_name:
-            return column
-    return None
-
-
-def _dummy_features(feature_config):
-    import tensorflow as tf
-
-    features = {name: tf.zeros([1], tf.int64) for name in feature_config.categorical}
-    features.update({name: tf.zeros([1], tf.float32) for name in feature_config.numeric})
-    return features
+def _embedding_tables(model) -> Dict[str, str]:
+    """``{checkpoint path of an embedding table: its categorical column}``."""
+    path_of = {variable.ref(): path for path, variable in saving.variable_paths(model).items()}
+    return {path_of[layer.embeddings.ref()]: column
+            for column, layer in model.backbone.embedding.tables.items()}
 
 
 def warm_start(model, built, base_model_serving_dir: Optional[str],
@@ -94,65 +84,60 @@ def warm_start(model, built, base_model_serving_dir: Optional[str],
     """Loads the base model into `model` (module docstring); returns the record dict.
 
     Args:
-      model: the freshly built `MultiTaskModel` of today (its variables are created here).
-      built: today's `model.config.ModelConfig`.
+      model: the freshly built `MultiTaskModel` of today.
+      built: today's `drgrad.model.config.ModelConfig`.
       base_model_serving_dir: `fn_args.base_model` (the blessed model's Format-Serving dir),
         or None on the first day.
       vocabularies: today's `{categorical column: [values in id order]}`.
       num_oov_buckets: OOV ids after each vocabulary (Transform's `num_oov_buckets`).
     """
-    import tensorflow as tf
-
-    from drgrad.model.builder import build_from_config
-    from drgrad.model.config import ModelConfig
-
     record = {"base_model": base_model_serving_dir, "mode": "none", "reason": ""}
     if not base_model_serving_dir:
         record["reason"] = "no blessed model yet"
         return record
-    paths = checkpoint_paths(base_model_serving_dir)
-    if not all(tf.io.gfile.exists(p) for p in (paths["config"], paths["vocabularies"],
-                                               paths["checkpoint"] + ".index")):
+    base_dir = trained_model_dir(base_model_serving_dir)
+    old_vocabularies = (saving.read_vocabularies(base_dir)
+                        if saving.is_trained_model(base_dir) else None)
+    if old_vocabularies is None:
         record["reason"] = "base model has no model_config.json / vocabularies / checkpoint"
         return record
-    previous = read_json(paths["config"])
+    previous = json.loads(saving.read_config(base_dir).to_json())
     current = json.loads(built.to_json())
     if _without_vocabulary_sizes(previous) != _without_vocabulary_sizes(current):
         record["reason"] = "base model is a different network (model config differs)"
         return record
-    old_vocabularies = read_json(paths["vocabularies"])
-    model(_dummy_features(built.feature_config), training=False)  # create the variables
-    if (_without_vocabulary_sizes(previous) == _without_vocabulary_sizes(current)
-            and previous["feature_config"] == current["feature_config"]
+    model(model.dummy_features(), training=False)  # create the variables
+    if (previous["feature_config"] == current["feature_config"]
             and old_vocabularies == dict(vocabularies)):
-        model.load_weights(paths["checkpoint"]).assert_existing_objects_matched()
+        model.load_weights(saving.weights_prefix(base_dir)).assert_existing_objects_matched()
         record["mode"] = "exact"
         return record
 
-    old_model = build_from_config(ModelConfig.from_dict(previous), compile_model=False)
-    old_model(_dummy_features(old_model.model_config.feature_config), training=False)
-    old_model.load_weights(paths["checkpoint"]).expect_partial()
-    if len(old_model.variables) != len(model.variables):
+    old_values = {path: value for path, value in saving.read_weights(base_dir).items()
+                  if not path.startswith(_OPTIMIZER_PATH)}
+    new_variables = {path: variable for path, variable in saving.variable_paths(model).items()
+                     if not path.startswith(_OPTIMIZER_PATH)}
+    if set(old_values) != set(new_variables):
         record["reason"] = "base model has a different set of variables"
         return record
-    columns = list(built.feature_config.categorical)
+    tables = _embedding_tables(model)
     updates = []
-    for old, new in zip(old_model.variables, model.variables):
-        column = _embedding_column(new.name, columns)
+    for path, variable in new_variables.items():
+        old, column = old_values[path], tables.get(path)
         if column is not None and column in vocabularies:
             if column not in old_vocabularies:
                 record["reason"] = f"base model has no vocabulary for {column!r}"
                 return record
-            value = remap_rows(old.numpy(), new.numpy(), old_vocabularies[column],
+            value = remap_rows(old, variable.numpy(), old_vocabularies[column],
                                list(vocabularies[column]), num_oov_buckets)
-        elif old.shape != new.shape:
-            record["reason"] = f"variable {new.name} changed shape {old.shape} -> {new.shape}"
+        elif tuple(old.shape) != tuple(variable.shape):
+            record["reason"] = f"variable {path} changed shape {old.shape} -> {variable.shape}"
             return record
         else:
-            value = old.numpy()
-        updates.append((new, value))
+            value = old
+        updates.append((variable, value))
     for variable, value in updates:  # all or nothing: nothing is assigned before this point
         variable.assign(value)
     record["mode"] = "remapped"
-    record["remapped_columns"] = sorted(c for c in columns if c in vocabularies)
+    record["remapped_columns"] = sorted(set(tables.values()) & set(vocabularies))
     return record

@@ -20,7 +20,7 @@ BAD_CELL = 'mmoe:drgrad:{"gamma": 2}'        # drgrad needs a split backbone: fa
 
 @pytest.fixture(scope="module", name="bench_dir")
 def fixture_bench_dir(tmp_path_factory):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
     out = str(tmp_path_factory.mktemp("bench") / "quick")
     code = main(["bench", "--dataset", "synthetic", "--grid", f"quick,{BAD_CELL}",
                  "--seeds", "2", "--rows", "600", "--epochs", "1", "--cos", "0.5",
@@ -145,7 +145,7 @@ def test_command_line_round_trips():
 
 
 def test_report_only_rewrites_report_from_the_csv(tmp_path):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
     out = str(tmp_path)
     rows = [{"cell": "mmoe", "seed": s, "cos": None, "status": "ok", "role": "baseline",
              "paper": "mmoe", "test_income": 0.95 + 0.001 * s, "test_marital": 0.99,

@@ -1,4 +1,4 @@
-"""Three-day replay of daily retraining with the LocalDagRunner (issue 7), as TFX's own
+"""Three-day replay of daily retraining with the LocalDagRunner, as TFX's own
 rolling-window e2e test does it: census split into three dated spans, `run_days` with a window
 of two spans, the analyzer cache and warm start. Day 3's training rows are logged three times
 with both labels inverted (a broken logging day that passes schema validation), so its model
@@ -116,7 +116,7 @@ class _RequestStream:
 def replay(tmp_path_factory):
     from drgrad.data.datasets import split_days
 
-    from drgrad.pipeline import commands
+    from drgrad.pipeline import backfill
 
     tmp = tmp_path_factory.mktemp("daily_e2e")
     data_root = split_days("census", str(tmp / "data"), days=3, rows=3000,
@@ -128,16 +128,16 @@ def replay(tmp_path_factory):
                 for row in list(csv.DictReader(f))[:8]]
     record = {"versions": {}}
 
-    paths, _ = commands.run_days(data_root, root, "census", [DATES[0]], **OPTIONS)
+    paths, _ = backfill.run_days(data_root, root, "census", [DATES[0]], **OPTIONS)
     record["versions"][DATES[0]] = _versions(paths)
     with fx.running_server(paths.serving_dir, poll_seconds=0.1) as server:
         with _RequestStream(server.grpc_port, rows) as stream:
             assert stream.wait_for(record["versions"][DATES[0]][0])
-            commands.run_days(data_root, root, "census", [DATES[1]], **OPTIONS)
+            backfill.run_days(data_root, root, "census", [DATES[1]], **OPTIONS)
             record["versions"][DATES[1]] = _versions(paths)
             record["picked_up"] = stream.wait_for(record["versions"][DATES[1]][-1])
         record["stream"] = stream
-    commands.run_days(data_root, root, "census", [DATES[2]], **OPTIONS)
+    backfill.run_days(data_root, root, "census", [DATES[2]], **OPTIONS)
     record["versions"][DATES[2]] = _versions(paths)
     record["paths"] = paths
     return record

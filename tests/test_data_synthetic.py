@@ -78,7 +78,7 @@ def test_conflict_agrees_less_than_cooperate_but_is_no_mirror(angle_frames):
 
 
 def test_paper_generator_conflict_is_exact_mirror_image():
-    """The finding recorded in the paper generator's docstring (calibration.md)."""
+    """The finding recorded in the paper generator's docstring (docs/REFERENCE.md)."""
     conflict = synthetic.load(seed=0, generator="paper", regime="conflict")
     cooperate = synthetic.load(seed=0, generator="paper", regime="cooperate")
     for split in ("train", "test"):

@@ -1,4 +1,4 @@
-"""DRGrad's upstream routing (`route_level="upstream"`, issue 9): the router applied to the
+"""DRGrad's upstream routing (`route_level="upstream"`): the router applied to the
 gradients w.r.t. the representations v1 and vs (paper Table 1, "for v1" / "for vs") and sent
 back into embeddings, experts and gates with ``output_gradients``. tensor2robot pcgrad_test
 style: tiny tensors, expectations computed by hand or with independent tapes."""

@@ -9,7 +9,7 @@ import tensorflow as tf  # noqa: E402
 
 from drgrad import data  # noqa: E402
 from drgrad.model import build_model  # noqa: E402
-from drgrad.model.builder import save_trained  # noqa: E402
+from drgrad.training.run_dir import save_trained  # noqa: E402
 from drgrad.training.train import feature_config_for  # noqa: E402
 from drgrad.cli import main as cli  # noqa: E402
 

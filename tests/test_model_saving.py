@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from drgrad.model import FeatureConfig, ModelConfig, build_model, load_trained  # noqa: E402
-from drgrad.model.builder import save_trained  # noqa: E402
+from drgrad.model import FeatureConfig, ModelConfig, build_model  # noqa: E402
+from drgrad.training.run_dir import load_trained, save_trained  # noqa: E402
 
 FC = FeatureConfig(categorical={"c": 5, "user": 7}, numeric=("x",), personalization=("user",),
                    embedding_dim=3)
@@ -91,3 +91,23 @@ def test_feature_order_does_not_change_the_rebuilt_model(tmp_path):
     loaded, _, _ = load_trained(str(tmp_path))
     np.testing.assert_allclose(loaded(features)["click"].numpy(), model(features)["click"].numpy(),
                                atol=1e-6)
+
+
+def test_variables_are_named_by_checkpoint_path_the_same_in_every_rebuild(trained, tmp_path):
+    from drgrad.model import saving  # pylint: disable=g-import-not-at-top
+
+    saving.save(trained, str(tmp_path), vocabularies={"c": list("abcd"), "user": list("uvwxyz")})
+    paths = saving.variable_paths(trained)
+    saved = saving.read_weights(str(tmp_path))
+    assert set(paths) == set(saved)          # every variable, optimizer slots included
+    assert "backbone/embedding/tables/user/embeddings" in paths
+    assert "mixer/mu" in paths
+    for path, variable in paths.items():
+        np.testing.assert_array_equal(saved[path], variable.numpy())
+    # A second model in the same process gets other Keras names ("multi_task_model_1/...")
+    # but the same paths.
+    rebuilt = saving.load(str(tmp_path))
+    assert [v.name for v in rebuilt.variables] != [v.name for v in trained.variables]
+    assert set(saving.variable_paths(rebuilt)) == set(paths)
+    assert saving.read_vocabularies(str(tmp_path))["c"] == list("abcd")
+    assert saving.read_config(str(tmp_path)).to_dict() == trained.model_config.to_dict()

@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from drgrad.training.train import train  # noqa: E402
-from drgrad.cli import main  # noqa: E402
+from drgrad.cli.main import main  # noqa: E402
 
 SMALL = ["--dataset", "synthetic", "--rows", "5000", "--epochs", "3", "--batch-size", "256",
          "--verbose", "0", "--log-every", "5"]
@@ -29,7 +29,7 @@ def test_cli_train_drgrad_learns_and_reloads(tmp_path):
     event_files = [f for _, _, files in os.walk(os.path.join(out, "logs", "steps")) for f in files]
     assert event_files  # per-step ξ/λ/μ statistics were written
 
-    from drgrad.model import load_trained
+    from drgrad.training.run_dir import load_trained
     from drgrad.training.callbacks import evaluate_auc
     from drgrad import data
     model, preprocessor, config = load_trained(out)
@@ -64,7 +64,7 @@ def test_bad_input_is_reported_in_one_line(tmp_path, capsys):
 def test_early_stopping_watches_only_the_monitored_tasks(monkeypatch):
     """A single-task baseline's untrained task (loss weight 0) must not decide when to stop:
     here its AUC wanders while the trained task improves every epoch."""
-    from drgrad.model import callbacks
+    from drgrad.training import callbacks
 
     epochs = iter([{"a": 0.60, "b": 0.50}, {"a": 0.61, "b": 0.40}, {"a": 0.62, "b": 0.30},
                    {"a": 0.63, "b": 0.20}])

@@ -8,10 +8,10 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import standard_artifacts
 
-from drgrad.pipeline import commands, daily
+from drgrad.pipeline import backfill, commands, daily
 from drgrad.pipeline.validation_gate import DataValidationError, ValidationGate
 
-GATE_TYPE = "pipeline.validation_gate.ValidationGate"
+GATE_TYPE = "drgrad.pipeline.validation_gate.ValidationGate"
 
 
 def _manifest(tmp_path, dates):
@@ -137,29 +137,35 @@ def test_window_strategy_checks_its_arguments(kwargs):
 def test_create_pipeline_wires_the_daily_nodes(tmp_path):
     from drgrad.pipeline.pipeline import (ANALYZER_CACHE_RESOLVER, SPAN_FOR_DATE, SPAN_WINDOW_RESOLVER,
                                    component_ids, create_pipeline)
+    from drgrad.pipeline.pipeline_config import PipelineConfig
 
-    args = ("drgrad-census", str(tmp_path / "root"), str(tmp_path / "data"),
-            str(tmp_path / "serving" / "census-income"))
-    nodes = component_ids(create_pipeline(*args, dataset="census", run_date="2024-03-02",
-                                          window_spans=2, analyzer_cache=True, warm_start=True))
+    def config(**options):
+        return PipelineConfig.from_options(
+            pipeline_name="drgrad-census", pipeline_root=str(tmp_path / "root"),
+            data_root=str(tmp_path / "data"),
+            serving_model_dir=str(tmp_path / "serving" / "census-income"), **options)
+
+    nodes = component_ids(create_pipeline(config(dataset="census", run_date="2024-03-02",
+                                                 window_spans=2, analyzer_cache=True,
+                                                 warm_start=True)))
     assert {SPAN_FOR_DATE, SPAN_WINDOW_RESOLVER, ANALYZER_CACHE_RESOLVER} <= set(nodes)
     assert nodes[SPAN_FOR_DATE].exec_properties["run_date"] == "2024-03-02"
     assert "ValidationGate" in {node.id for node in nodes[SPAN_WINDOW_RESOLVER].upstream_nodes}
     assert "analyzer_cache" in nodes["Transform"].inputs
-    plain = component_ids(create_pipeline(*args, dataset="census"))
+    plain = component_ids(create_pipeline(config(dataset="census")))
     assert not {SPAN_FOR_DATE, SPAN_WINDOW_RESOLVER, ANALYZER_CACHE_RESOLVER} & set(plain)
     for bad, error in (({"run_date": "2024-02-30"}, "YYYY-MM-DD"),
                        ({"window_spans": 0}, "window_spans"),
                        ({"run_date": "2024-03-02", "range_config": object()}, "not both")):
         with pytest.raises(ValueError, match=error):
-            create_pipeline(*args, dataset="census", **bad)
+            create_pipeline(config(dataset="census", **bad))
 
 
 def test_date_range():
-    assert commands.date_range("2024-02-28", "2024-03-01") == ["2024-02-28", "2024-02-29",
+    assert backfill.date_range("2024-02-28", "2024-03-01") == ["2024-02-28", "2024-02-29",
                                                                "2024-03-01"]
     with pytest.raises(ValueError, match="before"):
-        commands.date_range("2024-03-02", "2024-03-01")
+        backfill.date_range("2024-03-02", "2024-03-01")
 
 
 @pytest.fixture
@@ -183,7 +189,7 @@ def stub_runner(monkeypatch):
 
 def test_backfill_runs_days_in_order_and_stops_at_the_first_failing_day(tmp_path, stub_runner,
                                                                        capsys):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     (tmp_path / "data").mkdir()
     root = _manifest(tmp_path / "data", ["2024-03-01", "2024-03-02", "2024-03-03",
@@ -203,7 +209,7 @@ def test_backfill_runs_days_in_order_and_stops_at_the_first_failing_day(tmp_path
 
 def test_backfill_refuses_days_missing_from_the_manifest_before_running(tmp_path, stub_runner,
                                                                         capsys):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     (tmp_path / "data").mkdir()
     root = _manifest(tmp_path / "data", ["2024-03-01", "2024-03-03"])
@@ -214,7 +220,7 @@ def test_backfill_refuses_days_missing_from_the_manifest_before_running(tmp_path
 
 
 def test_run_date_needs_a_split_days_folder(tmp_path, stub_runner, capsys):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     assert main(["pipeline", "run", "--date", "2024-03-01"]) == 1
     assert "--date needs --data-root" in capsys.readouterr().err

@@ -202,7 +202,8 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
 
     from drgrad.model import build_model
     from drgrad.pipeline import trainer
-    from drgrad.pipeline.warm_start import checkpoint_paths
+    from drgrad.model import saving
+    from drgrad.pipeline.warm_start import trained_model_dir
 
     paths = runs["paths"]
     version_dir = runs["first"]["outputs"]["pushed_destination"]
@@ -251,8 +252,8 @@ def test_pushed_model_is_hermetic_and_matches_the_in_process_model(runs):
     model = build_model(**built.build_kwargs())
     transformed = tft_output.transform_features_layer()(dict(columns))
     model(transformed, training=False)
-    model.load_weights(checkpoint_paths(os.path.join(model_uri, "Format-Serving"))["checkpoint"]
-                       ).assert_existing_objects_matched()
+    model.load_weights(saving.weights_prefix(trained_model_dir(os.path.join(
+        model_uri, "Format-Serving")))).assert_existing_objects_matched()
     expected = {t: v.numpy() for t, v in model(transformed, training=False).items()}
     assert model_dir == paths.serving_model_dir
 

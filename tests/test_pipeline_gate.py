@@ -172,10 +172,15 @@ def test_pipeline_names():
 
 def test_dag_wiring_and_argument_checks(tmp_path):
     from drgrad.pipeline.pipeline import create_pipeline, component_ids
+    from drgrad.pipeline.pipeline_config import PipelineConfig
 
-    args = ("drgrad-census-income", str(tmp_path / "root"), str(tmp_path / "data"),
-            str(tmp_path / "serving" / "census-income"))
-    pipeline = create_pipeline(*args, dataset="census")
+    def config(**options):
+        return PipelineConfig.from_options(
+            pipeline_name="drgrad-census-income", pipeline_root=str(tmp_path / "root"),
+            data_root=str(tmp_path / "data"),
+            serving_model_dir=str(tmp_path / "serving" / "census-income"), **options)
+
+    pipeline = create_pipeline(config(dataset="census"))
     components = component_ids(pipeline)
     assert set(components) == {
         "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
@@ -185,21 +190,21 @@ def test_dag_wiring_and_argument_checks(tmp_path):
     assert components["Transform"].inputs["schema"].producer_component_id == "ValidationGate"
     assert components["Trainer"].inputs["schema"].producer_component_id == "ValidationGate"
     assert components["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
-    first_run = component_ids(create_pipeline(*args, dataset="census", schema_path=None))
+    first_run = component_ids(create_pipeline(config(dataset="census", schema_path=None)))
     assert "SchemaGen" in first_run and "ImportSchemaGen" not in first_run
-    data_only = component_ids(create_pipeline(*args, dataset="census", data_only=True))
+    data_only = component_ids(create_pipeline(config(dataset="census", data_only=True)))
     assert set(data_only) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen",
                               "ExampleValidator", "ValidationGate", "Transform"}
-    warm = component_ids(create_pipeline(*args, dataset="census", warm_start=True))
+    warm = component_ids(create_pipeline(config(dataset="census", warm_start=True)))
     assert "base_model" in warm["Trainer"].inputs
     with pytest.raises(ValueError, match="train_steps"):
-        create_pipeline(*args, dataset="census", train_steps=0)
+        create_pipeline(config(dataset="census", train_steps=0))
     with pytest.raises(ValueError, match="min_auc names unknown tasks"):
-        create_pipeline(*args, dataset="census", min_auc={"incom": 0.6})
+        create_pipeline(config(dataset="census", min_auc={"incom": 0.6}))
     with pytest.raises(FileNotFoundError, match="schema file"):
-        create_pipeline(*args, dataset="census", schema_path=str(tmp_path / "none.pbtxt"))
+        create_pipeline(config(dataset="census", schema_path=str(tmp_path / "none.pbtxt")))
     with pytest.raises(ValueError, match="unknown dataset"):
-        create_pipeline(*args, dataset="nope")
+        create_pipeline(config(dataset="nope"))
 
 
 def test_eval_config_thresholds_per_task():
@@ -225,7 +230,7 @@ def test_eval_config_thresholds_per_task():
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     assert main(["pipeline", "run", "--dataset", "census", "--data-root",
                  str(tmp_path / "missing"), "--root", str(tmp_path / "run")]) == 1
@@ -239,7 +244,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_cli_compile_writes_the_file(tmp_path, capsys):
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     assert main(["pipeline", "compile", "--target", "vertex", "--out", str(tmp_path),
                  "--image", "gcr.io/p/img:1", "--epochs", "2"]) == 0
@@ -251,7 +256,7 @@ def test_cli_compile_writes_the_file(tmp_path, capsys):
 def test_cli_run_wires_options_and_prints_aucs_and_the_pushed_path(tmp_path, monkeypatch,
                                                                      capsys):
     from drgrad.pipeline import evaluation, local_runner
-    from drgrad.cli import main
+    from drgrad.cli.main import main
 
     (tmp_path / "data" / "census-income" / "span-1").mkdir(parents=True)
     calls = {}

@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from drgrad.model import build_model
+from drgrad.model import saving
 from drgrad.model.config import FeatureConfig
-from drgrad.pipeline import json_files, warm_start
+from drgrad.pipeline import warm_start
 
 OOV = 1
 TASKS = ("click", "like")
@@ -26,15 +27,11 @@ def _model(vocabularies, seed, **backbone_args):
 
 
 def _save(model, vocabularies, root):
-    """The Trainer's layout: <root>/Format-Serving/model_config.json, <root>/checkpoint/..."""
+    """The Trainer's layout: <root>/Format-Serving/model_config.json, <root>/trained_model/..."""
     serving = os.path.join(str(root), "Format-Serving")
-    paths = warm_start.checkpoint_paths(serving)
     os.makedirs(serving)
-    model(warm_start._dummy_features(model.model_config.feature_config))
-    with open(paths["config"], "w") as handle:
-        handle.write(model.model_config.to_json())
-    model.save_weights(paths["checkpoint"])
-    json_files.write_json(paths["vocabularies"], vocabularies)
+    saving.write_config(model.model_config, serving)
+    saving.save(model, warm_start.trained_model_dir(serving), vocabularies)
     return serving
 
 
@@ -58,7 +55,7 @@ def test_warm_start_remaps_embeddings_and_copies_mu_and_sigma(tmp_path):
     base = _save(old, old_vocab, tmp_path)
     old.strategy.sigma.assign([3.0, 1.0])
     old.mixer.mu.assign(tf.nn.softmax([3.0, 1.0]))
-    old.save_weights(warm_start.checkpoint_paths(base)["checkpoint"])   # with the μ/σ state
+    old.save_weights(saving.weights_prefix(warm_start.trained_model_dir(base)))  # with μ/σ
 
     new_vocab = {"user": ["u3", "u9", "u1"], "item": ["i1", "i2"]}
     new = _model(new_vocab, seed=2)
@@ -98,7 +95,7 @@ def test_a_different_network_or_no_base_trains_from_scratch(tmp_path):
         np.testing.assert_array_equal(value, variable.numpy())
     assert warm_start.warm_start(wider, wider.model_config, None, vocab, OOV)["reason"] == (
         "no blessed model yet")
-    os.remove(warm_start.checkpoint_paths(base)["vocabularies"])
+    os.remove(saving.vocabularies_path(warm_start.trained_model_dir(base)))
     same = _model(vocab, seed=3)
     assert "no model_config.json / vocabularies" in warm_start.warm_start(
         same, same.model_config, base, vocab, OOV)["reason"]

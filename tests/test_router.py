@@ -125,7 +125,7 @@ def test_zero_gradients_give_no_nan(variant):
 
 def test_zero_shared_gradient_literal_routes_aux():
     # g1″ = 0: ξ2 = 0 counts as ≥ 0 and λ2 = clip(1/eps) = 1, so literal g′R1 = g2
-    # (what research/calibration.md observed once the literal updater saturates).
+    # (what docs/REFERENCE.md records once the literal updater saturates).
     g_r_ded, g_r_sh, _ = route(G1, [0.0, 0.0], [AUX_POS], variant="literal")
     np.testing.assert_allclose(g_r_ded.numpy(), AUX_POS, atol=1e-6)
     np.testing.assert_allclose(g_r_sh.numpy(), [0.0, 0.0])

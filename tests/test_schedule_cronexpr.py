@@ -1,5 +1,6 @@
 """Tests for pipeline.schedules.cronexpr: both dialects, with hand-computed fire times."""
 import datetime
+import zoneinfo
 
 import pytest
 
@@ -133,3 +134,71 @@ def test_check_timezone_accepts_iana_names(zone):
 def test_check_timezone_rejects(zone):
     with pytest.raises(ValueError):
         cronexpr.check_timezone(zone)
+
+
+# The dialect rules the project keeps on top of croniter (see the module docstring).
+
+@pytest.mark.parametrize("expression,dialect,message", [
+    ("0 2 L * *", cronexpr.UNIX, "day-of-month 'L' is not a number"),
+    ("0 2 15W * *", cronexpr.UNIX, "day-of-month '15W' is not a number"),
+    ("0 2 * * mon#1", cronexpr.UNIX, "cannot parse day-of-week"),
+    ("H 2 * * *", cronexpr.UNIX, "minute 'H' is not a number"),
+    ("@hourly", cronexpr.UNIX, "macros"),
+    ("0 0 2 * * * 2025", cronexpr.SECONDS, "7 fields; this target needs 6"),
+])
+def test_croniter_extensions_are_rejected(expression, dialect, message):
+    with pytest.raises(ValueError, match=message):
+        cronexpr.parse(expression, dialect)
+
+
+@pytest.mark.parametrize("expression,message", [
+    ("0 22-2 * * *", "hour range '22-2' is backwards"),  # croniter would wrap past midnight
+    ("0 2 * dec-jan *", "month range 'dec-jan' is backwards"),
+    ("0 2 * * 7-1", "day-of-week range '7-1' is backwards"),  # 7 is the top of the week
+    ("*/61 * * * *", r"minute step 61 is outside \[1, 60\]"),
+    ("0 2 * * */8", r"day-of-week step 8 is outside \[1, 7\]"),
+    ("0 2 * * 8", r"day-of-week 8 is outside \[0, 7\]"),
+])
+def test_ranges_run_forwards_and_steps_stay_within_the_field(expression, message):
+    with pytest.raises(ValueError, match=message):
+        cronexpr.parse(expression)
+
+
+def test_sunday_7_and_a_slash_n_expand_per_dialect():
+    assert cronexpr.parse("0 2 * * 1-7/2").weekdays == {1, 3, 5, 0}
+    # robfig/cron: 'a/n' runs to the field's top, 6 for the day of week.
+    assert cronexpr.parse("0 0 2 * * 1/2", cronexpr.SECONDS).weekdays == {1, 3, 5}
+    assert cronexpr.parse("0 0 2 5/10 * *", cronexpr.SECONDS).days == {5, 15, 25}
+
+
+def test_a_day_field_written_out_in_full_is_still_restricted():
+    # 2024-04-02 is a Tuesday. "Any day of the month, or an even week day" is every day;
+    # croniter alone reads 1-31 as '*' next to '*/2' and waits for Thursday 2024-04-04.
+    schedule = cronexpr.parse("0 2 1-31 * */2")
+    assert schedule.days_restricted and schedule.weekdays_restricted
+    assert schedule.next_after(D(2024, 4, 2, 3)) == D(2024, 4, 3, 2, 0)
+    # Only the 1st or an even week day: Wednesday the 3rd is neither, Thursday the 4th is even.
+    assert cronexpr.parse("0 2 1 * */2").next_after(D(2024, 4, 2, 3)) == D(2024, 4, 4, 2, 0)
+    # '?' leaves the day of week unrestricted: the 15th alone.
+    assert cronexpr.parse("0 0 2 15 * ?", cronexpr.SECONDS).next_after(
+        D(2024, 4, 2, 3)) == D(2024, 4, 15, 2, 0, 0)
+
+
+def test_matches_to_the_second():
+    schedule = cronexpr.parse("0 2 * * *")
+    assert schedule.matches(D(2024, 3, 10, 2, 0, 0, 500000))  # microseconds are ignored
+    assert not schedule.matches(D(2024, 3, 10, 2, 0, 30))  # a unix cron fires at second 0
+    assert not schedule.matches(D(2024, 3, 10, 0, 0))
+    assert cronexpr.parse("0 0 * * *").matches(D(2024, 3, 10, 0, 0))
+    kfp = cronexpr.parse("30 0 2 * * *", cronexpr.SECONDS)
+    assert kfp.matches(D(2024, 3, 10, 2, 0, 30))
+    assert not kfp.matches(D(2024, 3, 10, 2, 0, 31))
+    assert not cronexpr.parse("0 2 30 2 *").matches(D(2024, 3, 1, 2, 0))
+
+
+def test_fire_times_are_naive_wall_clock_times():
+    # 2024-03-31 02:30 does not exist in Berlin (clocks jump 02:00 -> 03:00); the schedule
+    # still names that wall-clock time and leaves the zone's DST to the scheduler.
+    schedule = cronexpr.parse("TZ=Europe/Berlin 30 2 * * *", allow_timezone=True)
+    fire = schedule.next_after(D(2024, 3, 31, 1, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin")))
+    assert fire == D(2024, 3, 31, 2, 30) and fire.tzinfo is None

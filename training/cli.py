@@ -1,10 +1,9 @@
 """`drgrad train`: standalone training (training/train.py). Imports nothing heavy at import time."""
 import json
 
+from drgrad.data.cli import dataset_choices
 from drgrad.data.cli import positive_int as _positive_int
 from drgrad.model.config import PRESETS
-
-DATASETS = ("census", "synthetic", "movielens", "byterec", "census-income", "movielens-100k")
 
 
 def _key_values(pairs, flag):
@@ -26,7 +25,7 @@ def register(subparsers):
         "train", help="train a multi-task model without TFX and report per-task AUC",
         description="Train on a dataset (drgrad data), early-stop on validation mean AUC and "
                     "write DIR/metrics.json, model_config.json, weights/, preprocessor/, logs/.")
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=dataset_choices())
     parser.add_argument("--out", required=True, metavar="DIR", help="run directory")
     parser.add_argument("--backbone", default=None,
                         help="shared_bottom | mmoe | split_mmoe | ple (default split_mmoe)")

@@ -1,11 +1,11 @@
 """Standalone training without TFX (`drgrad train`): data -> preprocessor -> model -> report.
 
-Protocol (the project's census reference, research/calibration.md): Adam (lr 1e-3), batch
+Protocol (the project's census reference, docs/REFERENCE.md): Adam (lr 1e-3), batch
 1024, early stopping on the exact validation mean AUC (patience 2, best weights restored),
 at most ``epochs`` epochs. Writes into ``out_dir``::
 
     metrics.json        {"val": {task: auc}, "test": {task: auc}, "epochs": n, "seconds": s, ...}
-    model_config.json   ModelConfig (rebuild with model.load_trained(out_dir))
+    model_config.json   ModelConfig (rebuild with drgrad.training.run_dir.load_trained(out_dir))
     weights/            final (best) weights, TF checkpoint
     preprocessor/       the fitted FeaturePreprocessor
     checkpoints/        weights after every epoch
@@ -85,7 +85,8 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
 
     from drgrad import data  # pylint: disable=g-import-not-at-top
     from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
-    from drgrad.model.builder import build_model, save_trained  # pylint: disable=g-import-not-at-top
+    from drgrad.model.builder import build_model  # pylint: disable=g-import-not-at-top
+    from drgrad.training.run_dir import save_trained  # pylint: disable=g-import-not-at-top
     from drgrad.training.callbacks import (  # pylint: disable=g-import-not-at-top
         AUCEarlyStopping, StrategyStatsLogger, evaluate_auc)
 

@@ -39,7 +39,7 @@ n″ = ‖g1″ + g″R1‖:
 * ``updater="literal"``: σ′ += n′, σ″ += n″, μ = softmax(σ′, σ″) (σ = 0 at start: μ = ½, ½).
   As printed this saturates: the sums grow without bound, and μ′ multiplies T1′'s own
   gradient (T1 = μ′T1′ + μ″T1″) so the larger side grows faster. Measured on census
-  (research/calibration.md): μ′ > 0.99 within ~11 steps, after which T1″ gets ~zero gradient.
+  (docs/REFERENCE.md): μ′ > 0.99 within ~11 steps, after which T1″ gets ~zero gradient.
 * ``updater="ema"`` (bounded alternative): σ ← β·σ + (1 − β)·n, μ = softmax(σ/τ). σ is an
   average of recent norms, so μ′ − μ″ reflects the current norm gap and cannot run away with
   training length.
@@ -47,7 +47,7 @@ n″ = ‖g1″ + g″R1‖:
 
 μ lives in the model's `TowerMixer` (read by `call`, so it is saved and served); σ lives here.
 
-Upstream routing (``route_level="upstream"``; issue 9). Table 1 gives the routed gradients
+Upstream routing (``route_level="upstream"``). Table 1 gives the routed gradients
 "for v1" and "for vs", the representations the dedicated gate and the shared gate (+ PPNet)
 produce, ``[B, d]`` each (d = expert_units). With L = Σ_t w_t·L_t (each L_t a batch mean, so
 row b of a representation gradient is example b's gradient divided by B)::

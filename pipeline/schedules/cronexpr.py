@@ -1,4 +1,4 @@
-"""Cron expressions in the two dialects the schedulers take, parsed and checked up front.
+"""Cron expressions in the two dialects the schedulers take, checked up front.
 
 * ``unix`` (5 fields: minute hour day-of-month month day-of-week): crontab(5), the Vertex AI
   scheduler (Cloud Scheduler's unix-cron, optionally prefixed ``TZ=<IANA zone>`` or
@@ -8,16 +8,26 @@
   unless the cluster sets it). ``0 0 2 * * *`` is 02:00:00 every day; the 5-field ``0 2 * * *``
   given to KFP would silently mean "second 0 of minute 2 of every hour".
 
-Each field is ``*``, a number, a range ``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of
-these; months and week days also take names (``JAN``, ``MON``). The seconds dialect (robfig/cron)
-also takes ``?`` for day-of-month / day-of-week and ``a/n``; the unix dialect takes day-of-week 7
-for Sunday. As in every cron, when both day-of-month and day-of-week are restricted a day matches
-if either does. Macros (``@daily``) are rejected: every target here gets the fields written out.
+croniter expands the fields (``*``, numbers, ranges, steps, lists, ``JAN``/``MON`` names, ``?``,
+day-of-week 7 for Sunday) and computes fire times, a day matching either day field when both are
+restricted. It takes more than these targets do, so the project checks its own rules first:
+
+* 5 fields (unix) or 6 with seconds first; croniter takes 5-7 and reads a 6th as seconds *last*;
+* no macros (``@daily``) or croniter extensions (``L``, ``W``, ``#``, ``H``, a year field), which
+  crontab, Cloud Scheduler and robfig/cron reject; ``?`` (alone, in a day field) and ``a/n`` only
+  in the seconds dialect, day-of-week 7 only in the unix one, as robfig/cron and crontab have it;
+* no backwards ranges (croniter wraps ``22-2``), steps within the field's span, and errors that
+  name the field and value (croniter's name neither);
+* a day field is restricted when written as anything but ``*``/``?``, ``1-31`` included;
+* a ``TZ=``/``CRON_TZ=`` prefix only where the target takes one; fire times are naive wall-clock
+  times in the schedule's zone, DST being the scheduler's business.
 """
 import dataclasses
 import datetime
 import re
 from typing import FrozenSet, Optional, Tuple
+
+from croniter import croniter, CroniterBadDateError
 
 UNIX = "unix"
 SECONDS = "seconds"
@@ -37,6 +47,7 @@ _WEEKDAY = ("day-of-week", 0, 6, _WEEKDAY_NAMES)
 
 _TZ_PREFIX = re.compile(r"^(?:CRON_TZ|TZ)=(\S+)\s+(.*)$")
 _AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# What the targets share; croniter's L, W, #, H and R fail here (or as "not a number").
 _ELEMENT = re.compile(r"^(?P<range>\*|\?|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>\d+))?$")
 
 
@@ -69,18 +80,13 @@ class CronSchedule:
             return f"TZ={self.timezone} {self.expression}"
         return self.expression
 
-    def _day_matches(self, day: datetime.date) -> bool:
-        in_days = day.day in self.days
-        in_weekdays = (day.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return in_days or in_weekdays
-        return in_days and in_weekdays
-
     def matches(self, when: datetime.datetime) -> bool:
         """Whether the schedule fires at wall-clock time `when` (in the schedule's zone)."""
-        return (when.second in self.seconds and when.minute in self.minutes
-                and when.hour in self.hours and when.month in self.months
-                and self._day_matches(when.date()))
+        moment = when.replace(microsecond=0, tzinfo=None)
+        try:
+            return self.next_after(moment - datetime.timedelta(seconds=1), max_days=1) == moment
+        except ValueError:  # No fire within a day of `when`, so none at it.
+            return False
 
     def next_after(self, when: datetime.datetime, max_days: int = 4 * 366) -> datetime.datetime:
         """The first wall-clock time strictly after `when` at which the schedule fires.
@@ -88,19 +94,26 @@ class CronSchedule:
         Raises:
           ValueError: if it never fires within `max_days` days (e.g. ``0 0 30 2 *``).
         """
+        # Naive on purpose: an aware start would make croniter shift fire times across DST.
         start = when.replace(microsecond=0, tzinfo=None)
-        for offset in range(max_days + 1):
-            day = start.date() + datetime.timedelta(days=offset)
-            if day.month not in self.months or not self._day_matches(day):
-                continue
-            for hour in sorted(self.hours):
-                for minute in sorted(self.minutes):
-                    for second in sorted(self.seconds):
-                        candidate = datetime.datetime(day.year, day.month, day.day, hour, minute,
-                                                      second)
-                        if candidate > start:
-                            return candidate
-        raise ValueError(f"cron {self} never fires within {max_days} days of {when}")
+        fields = self.expression.split(" ")
+        if self.days_restricted and self.weekdays_restricted and (
+                len(self.days) == 31 or len(self.weekdays) == 7):
+            # Either day field may match and one matches every day. Left as written, croniter
+            # reads the full one as '*' when the other has a '*' (``1-31 * */2``) and then
+            # requires the other.
+            fields[-3] = fields[-1] = "*"
+        schedule = croniter(" ".join(fields), start, ret_type=datetime.datetime,
+                            second_at_beginning=self.dialect == SECONDS,
+                            max_years_between_matches=max_days // 365 + 1)
+        try:
+            fire = schedule.get_next()
+        except CroniterBadDateError:
+            fire = None
+        # croniter bounds its search in years; the window here is in days.
+        if fire is None or (fire.date() - start.date()).days > max_days:
+            raise ValueError(f"cron {self} never fires within {max_days} days of {when}")
+        return fire
 
 
 def check_timezone(name: str) -> str:
@@ -174,16 +187,20 @@ def parse(expression: str, dialect: str = UNIX, allow_timezone: bool = False) ->
             "0 2 * * * (min hour day month weekday)")
         raise ValueError(f"cron {expression!r} has {len(fields)} fields; this target needs "
                          f"{len(specs)}, e.g. {example}")
-    values = [_parse_field(field, spec, dialect, expression) for field, spec in zip(fields, specs)]
-    if dialect == UNIX:
-        values.insert(0, frozenset({0}))
-        fields.insert(0, "0")
+    for field, spec in zip(fields, specs):
+        _check_field(field, spec, dialect, expression)
+    # croniter orders the fields minute, hour, day, month, weekday[, second], a full one as '*'.
+    expanded, _ = croniter.expand(text, second_at_beginning=dialect == SECONDS)
+    expanded = expanded if dialect == SECONDS else expanded + [[0]]
+    values = {spec: frozenset(range(spec[1], spec[2] + 1) if allowed == ["*"] else allowed)
+              for spec, allowed in zip((_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY, _SECOND),
+                                       expanded)}
     return CronSchedule(
-        expression=" ".join(fields[1:] if dialect == UNIX else fields), dialect=dialect,
-        timezone=timezone, seconds=values[0], minutes=values[1], hours=values[2],
-        days=values[3], months=values[4], weekdays=values[5],
-        days_restricted=fields[3] not in ("*", "?"),
-        weekdays_restricted=fields[5] not in ("*", "?"))
+        expression=text, dialect=dialect, timezone=timezone, seconds=values[_SECOND],
+        minutes=values[_MINUTE], hours=values[_HOUR], days=values[_DAY],
+        months=values[_MONTH], weekdays=values[_WEEKDAY],
+        days_restricted=fields[-3] not in ("*", "?"),
+        weekdays_restricted=fields[-1] not in ("*", "?"))
 
 
 def _value(token: str, spec, dialect: str, expression: str) -> int:
@@ -193,50 +210,33 @@ def _value(token: str, spec, dialect: str, expression: str) -> int:
     if not token.isdigit():
         raise ValueError(f"cron {expression!r}: {name} {token!r} is not a number"
                          + (f" or one of {', '.join(names)}" if names else ""))
+    if spec is _WEEKDAY and dialect == UNIX:
+        high = 7  # crontab(5): 0 and 7 are both Sunday; croniter maps 7 to 0.
     value = int(token)
-    if spec is _WEEKDAY and dialect == UNIX and value == 7:
-        return 0  # crontab(5): 0 and 7 are both Sunday.
     if not low <= value <= high:
         raise ValueError(f"cron {expression!r}: {name} {value} is outside [{low}, {high}]")
     return value
 
 
-def _parse_field(field: str, spec, dialect: str, expression: str) -> FrozenSet[int]:
+def _check_field(field: str, spec, dialect: str, expression: str) -> None:
     name, low, high, _ = spec
-    allowed = set()
     for element in field.split(","):
         match = _ELEMENT.match(element)
         if not match:
             raise ValueError(f"cron {expression!r}: cannot parse {name} field {field!r}")
         part, step = match.group("range"), match.group("step")
-        if part == "?":
-            if dialect != SECONDS or spec not in (_DAY, _WEEKDAY) or step:
-                raise ValueError(f"cron {expression!r}: '?' is only allowed alone in the "
-                                 "day-of-month / day-of-week fields of a 6-field cron")
-            part = "*"
-        if part == "*":
-            first, last = low, high
-        elif "-" in part:
-            first_token, last_token = part.split("-")
-            first = _value(first_token, spec, dialect, expression)
-            last = _value(last_token, spec, dialect, expression)
-            if spec is _WEEKDAY and last_token == "7" and dialect == UNIX:
-                last = 6
-                allowed.add(0)  # 'a-7' runs through Sunday.
+        if part == "?" and (dialect != SECONDS or spec not in (_DAY, _WEEKDAY) or step):
+            raise ValueError(f"cron {expression!r}: '?' is only allowed alone in the "
+                             "day-of-month / day-of-week fields of a 6-field cron")
+        if "-" in part:
+            first, last = (_value(token, spec, dialect, expression) for token in part.split("-"))
             if first > last:
                 raise ValueError(f"cron {expression!r}: {name} range {part!r} is backwards")
-        else:
-            first = last = _value(part, spec, dialect, expression)
-            if step:
-                if dialect != SECONDS:
-                    raise ValueError(f"cron {expression!r}: {name} {element!r}: write "
-                                     f"{part}-{high}/{step} (crontab takes no 'a/n')")
-                last = high
-        stride = 1
-        if step is not None:
-            stride = int(step)
-            if stride < 1 or stride > high - low + 1:
-                raise ValueError(f"cron {expression!r}: {name} step {stride} is outside "
-                                 f"[1, {high - low + 1}]")
-        allowed.update(range(first, last + 1, stride))
-    return frozenset(allowed)
+        elif part not in ("*", "?"):
+            _value(part, spec, dialect, expression)
+            if step and dialect != SECONDS:
+                raise ValueError(f"cron {expression!r}: {name} {element!r}: write "
+                                 f"{part}-{high}/{step} (crontab takes no 'a/n')")
+        if step is not None and not 1 <= int(step) <= high - low + 1:
+            raise ValueError(f"cron {expression!r}: {name} step {int(step)} is outside "
+                             f"[1, {high - low + 1}]")
