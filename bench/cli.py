@@ -1,6 +1,6 @@
 """`drgrad bench`: the benchmark harness (bench/harness.py). Nothing heavy at import."""
 
-from drgrad.data.cli import dataset_choices
+from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
 
 
@@ -29,7 +29,8 @@ def register(subparsers):
                     "on validation mean AUC, test evaluated once) and writes DIR/results.csv, "
                     "DIR/report.md and DIR/figures/*.png. Finished runs are reused, so "
                     "rerunning the same command resumes an interrupted benchmark.")
-    parser.add_argument("--dataset", required=True, choices=dataset_choices())
+    parser.add_argument("--dataset", required=True, type=dataset_argument,
+                        help="a built-in dataset name or a dataset file (PATH.yaml)")
     parser.add_argument("--grid", required=True,
                         help=f"a preset ({', '.join(GRIDS)}) or a comma list of cells: model "
                              "presets (mmoe, drgrad_no_ppnet, ...) or "

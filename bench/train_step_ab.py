@@ -10,8 +10,13 @@ namespace has ``bench/train_step_cost.py`` and top-level packages) and once here
 so machine load drifts hit both alike. Reported per model (MMoE, Split-MMoE, DRGrad) and batch
 size: the median over pairs of new / old of the per-run median step time. Run on a quiet
 machine only (nothing else running, no edits to the code it imports).
+
+First, a check that needs no quiet machine: the op types (with counts) of each side's traced
+`train_step`, `tf.cond` branches included, for MMoE, Split-MMoE, DRGrad and PCGrad; equal
+counts mean both sides run the same ops, whatever the timings' noise says.
 """
 import argparse
+import json
 import os
 import re
 import statistics
@@ -39,6 +44,39 @@ def _run(command, cwd, env):
     return times
 
 
+_OPS_SCRIPT = """
+import collections, json, os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+if sys.argv[1]:
+    sys.path.insert(0, sys.argv[1])
+    from model import FeatureConfig, build_model
+else:
+    from drgrad.model import FeatureConfig, build_model
+import tensorflow as tf
+counts = {}
+for backbone, strategy in (("mmoe", "equal_weight"), ("split_mmoe", "equal_weight"),
+                           ("split_mmoe", "drgrad"), ("mmoe", "pcgrad")):
+    fc = FeatureConfig(categorical={f"c{i}": 64 for i in range(4)}, numeric=("n0",))
+    model = build_model(fc, ["a", "b"], backbone=backbone, strategy=strategy, seed=0)
+    x = {f"c{i}": tf.zeros([8], tf.int64) for i in range(4)}
+    x["n0"] = tf.zeros([8])
+    y = {"a": tf.zeros([8]), "b": tf.ones([8])}
+    graph = tf.function(model.train_step).get_concrete_function((x, y)).graph.as_graph_def()
+    ops = collections.Counter(node.op for node in graph.node)
+    for function in graph.library.function:
+        ops.update(node.op for node in function.node_def)
+    counts[backbone + "+" + strategy] = dict(ops)
+print(json.dumps(counts))
+"""
+
+
+def op_counts(old_tree, env):
+    """``{model: {op type: count}}`` of the traced train_step, old tree (a path) or this one."""
+    output = subprocess.run([sys.executable, "-c", _OPS_SCRIPT, old_tree or ""], env=env,
+                            capture_output=True, text=True, check=True, timeout=600).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-tree", required=True, help="checkout of the older commit")
@@ -53,6 +91,12 @@ def main(argv=None):
     old_script = os.path.join(os.path.abspath(args.old_tree), "bench", "train_step_cost.py")
     if not os.path.isfile(old_script):
         raise SystemExit(f"{old_script} not found: --old-tree must be a checkout")
+    old_ops, new_ops = op_counts(os.path.abspath(args.old_tree), env), op_counts(None, env)
+    for model in old_ops:
+        same = old_ops[model] == new_ops[model]
+        print(f"traced train_step {model}: {sum(new_ops[model].values())} ops new, "
+              f"{sum(old_ops[model].values())} old: {'same' if same else 'DIFFERENT'} op types "
+              f"and counts", flush=True)
     old = [sys.executable, old_script, *options]
     new = [sys.executable, "-m", "drgrad.bench.train_step_cost", *options]
     ratios = {}

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from drgrad.data import readers
-from drgrad.data.specs import CENSUS, CENSUS_INT_CATEGORICAL, CENSUS_NUMERIC, CENSUS_RAW_COLUMNS
+from drgrad.data.specs import CENSUS, CENSUS_RAW_COLUMNS
 
 SPEC = CENSUS
 DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "census-income")
@@ -46,7 +46,9 @@ def read_raw(path) -> pd.DataFrame:
     """Reads one UCI census file (plain or .gz) into its 42 named, stripped columns."""
     return readers.read_delimited(path, CENSUS_RAW_COLUMNS, ",",
                                   numeric=("instance_weight",),
-                                  integer=CENSUS_NUMERIC + CENSUS_INT_CATEGORICAL)
+                                  # Numeric and nominal integer codes (census-income.yaml).
+                                  integer=tuple(column for column, kind in SPEC.raw_dtypes.items()
+                                                if kind == "int"))
 
 
 def to_examples(raw: pd.DataFrame, path: str = "<frame>") -> pd.DataFrame:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from drgrad.data import readers
-from drgrad.data.specs import DatasetSpec, get_spec
+from drgrad.data.specs import DatasetSpec, get_dataset, get_spec
 
 SPLITS = ("train", "eval", "test")
 DAILY_SPLITS = ("train", "eval")
@@ -36,17 +36,16 @@ DEFAULT_STREAM_START = "2024-01-01"
 STREAM_EVAL_FRACTION = 0.1
 
 
-def _module(name: str):
-    spec = get_spec(name)
-    if spec.name == "census-income":
-        from drgrad.data import census as module
-    elif spec.name == "synthetic":
-        from drgrad.data import synthetic as module
-    elif spec.name == "movielens-100k":
-        from drgrad.data import movielens as module
-    else:
-        from drgrad.data import byterec as module
-    return spec, module
+def _loader(name: str):
+    """``(spec, loader module)`` of a built-in dataset (its file's `source.loader`)."""
+    from drgrad.data import byterec, census, movielens, synthetic  # pylint: disable=g-import-not-at-top
+    dataset = get_dataset(name)
+    if dataset.source.loader is None:
+        raise ValueError(f"{dataset.where} has no built-in loader: its source.path is read as "
+                         f"it is (drgrad data check / train / pipeline run take it directly)")
+    modules = {"census": census, "synthetic": synthetic, "movielens": movielens,
+               "byterec": byterec}
+    return get_spec(name), modules[dataset.source.loader]
 
 
 def load_frames(name: str, source=None, rows: Optional[int] = None, seed: int = 0,
@@ -54,14 +53,22 @@ def load_frames(name: str, source=None, rows: Optional[int] = None, seed: int = 
     """`{"train", "eval", "test"}` DataFrames (raw feature columns + 0/1 task labels).
 
     Args:
-      name: a registered dataset name (see `data.specs.SPECS`).
-      source: where to read the raw files (dataset specific; census defaults to the
-        committed copy, synthetic takes none, movielens and byterec require one).
+      name: a built-in dataset's name, or the path of a dataset file.
+      source: where to read a built-in's raw files (census defaults to the committed copy,
+        synthetic takes none, movielens and byterec require one); a dataset file reads its
+        own `source.path` instead.
       rows: at most this many rows per split (a seeded sample; None = all).
       seed: seeds the dataset's randomness (see each dataset module's docstring).
       **options: dataset specific (synthetic: generator, regime, cos, sparse_buckets, noise).
     """
-    spec, module = _module(name)
+    dataset = get_dataset(name)
+    if dataset.source.loader is None:
+        if source is not None or options:
+            raise ValueError(f"{dataset.where} reads its own source.path; --source and dataset "
+                             f"options are for the built-in datasets")
+        from drgrad.data import sources  # pylint: disable=g-import-not-at-top
+        return sources.load_frames(dataset, rows=rows, seed=seed)
+    spec, module = _loader(name)
     if options and spec.name != "synthetic":
         raise ValueError(f"dataset {spec.name!r} takes no options; got {sorted(options)}")
     frames = module.load(source=source, rows=rows, seed=seed, **options)

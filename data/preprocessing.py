@@ -74,12 +74,12 @@ class FeaturePreprocessor:
                              f"{self.spec.name!r}")
 
     def _raw_categorical(self, frame: pd.DataFrame, column: str) -> pd.Series:
-        values = frame[column]
-        if values.isna().any():
-            raise ValueError(f"column {column!r} has missing values")
+        """The column's non-null values (a null is the unknown id 0: never in a vocabulary)."""
+        values = frame[column].dropna()
         if self.spec.raw_dtypes[column] == "string":
             return values.astype(str)
-        if not pd.api.types.is_integer_dtype(values):
+        if not pd.api.types.is_integer_dtype(values) and not (
+                pd.api.types.is_float_dtype(values) and (values == values.round()).all()):
             raise ValueError(f"column {column!r} must hold integers, has {values.dtype}")
         return values.astype(np.int64)
 
@@ -131,8 +131,11 @@ class FeaturePreprocessor:
         outputs = {}
         for column in self.spec.categorical:
             ids = {value: index for index, value in enumerate(self.vocabularies[column], 1)}
-            mapped = self._raw_categorical(frame, column).map(ids)
-            outputs[column] = mapped.fillna(0).to_numpy(dtype=np.int64)
+            # Nulls and values unseen in training: id 0.
+            present = frame[column].notna().to_numpy()
+            column_ids = np.zeros(len(frame), dtype=np.int64)
+            column_ids[present] = self._raw_categorical(frame, column).map(ids).fillna(0)
+            outputs[column] = column_ids
         for column in self.spec.numeric:
             stat = self.numeric_stats[column]
             values = (self._raw_numeric(frame, column) - stat["mean"]) / stat["std"]

@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 
+from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
 from drgrad.pipeline.configs import DEFAULT_WINDOW_SPANS
 
@@ -36,10 +37,14 @@ def _fraction(text):
 
 
 def _add_model_args(parser):
-    parser.add_argument("--dataset", default="census",
-                        help="dataset registry name (default: census)")
-    parser.add_argument("--backbone", default="split_mmoe", help="model backbone")
-    parser.add_argument("--strategy", default="drgrad", help="multi-task training strategy")
+    parser.add_argument("--dataset", default="census", type=dataset_argument,
+                        help="a built-in dataset name or a dataset file PATH.yaml (default: "
+                             "census)")
+    parser.add_argument("--backbone", default=None,
+                        help="model backbone (default split_mmoe; shared_bottom for one task)")
+    parser.add_argument("--strategy", default=None,
+                        help="multi-task training strategy (default drgrad; equal_weight for "
+                             "one task)")
     parser.add_argument("--epochs", type=_positive_int, default=None,
                         help="passes over the train split (default: 1)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
@@ -142,8 +147,17 @@ def register(subparsers):
     compile_.set_defaults(func=_compile)
 
 
-def _model_kwargs(args):
-    kwargs = {"backbone": args.backbone, "strategy": args.strategy}
+def _model_kwargs(args, spec):
+    if len(spec.tasks) == 1:
+        # One task: a single-task model (DRGrad needs a primary and an auxiliary task).
+        if args.strategy == "drgrad":
+            raise ValueError(f"DRGrad needs two or more tasks; dataset {spec.name!r} has one "
+                             f"({spec.tasks[0]!r}): leave --strategy out for a single-task "
+                             f"model (shared_bottom + equal_weight)")
+        kwargs = {"backbone": args.backbone or "shared_bottom",
+                  "strategy": args.strategy or "equal_weight"}
+    else:
+        kwargs = {"backbone": args.backbone or "split_mmoe", "strategy": args.strategy or "drgrad"}
     for name in ("epochs", "batch_size", "train_steps", "min_auc", "max_auc_drop"):
         value = getattr(args, name)
         if value is not None:
@@ -164,7 +178,7 @@ def resolve_data_root(data_root, dataset_name):
 
 
 def _run(args):
-    from drgrad.data.specs import get_spec
+    from drgrad.data.specs import get_dataset, get_spec
 
     from drgrad.pipeline import local_runner
 
@@ -174,7 +188,10 @@ def _run(args):
             raise ValueError("--date needs --data-root: a `drgrad data split-days` folder")
         return _run_days(args, [args.date])
     root = os.path.abspath(args.root or os.path.join("runs", spec.name))
-    if args.data_root:
+    options = {}
+    if get_dataset(args.dataset).source.loader is None and not args.data_root:
+        data_root, options = local_runner.dataset_file_options(args.dataset)
+    elif args.data_root:
         data_root = resolve_data_root(args.data_root, spec.name)
     else:
         from drgrad.data.datasets import build
@@ -186,9 +203,12 @@ def _run(args):
             data_root = build(spec.name, os.path.join(root, "data"), rows=args.rows)["path"]
             print(f"built {spec.name} data ({'all' if args.rows is None else args.rows} rows "
                   f"per split) in {data_root}")
-    paths = local_runner.run(data_root, root, spec.name, beam_pipeline_args=_beam_args(args),
+    options.update(_model_kwargs(args, spec))
+    # A built-in by its name (not an alias); a dataset file by its path.
+    dataset = args.dataset if get_dataset(args.dataset).source.loader is None else spec.name
+    paths = local_runner.run(data_root, root, dataset, beam_pipeline_args=_beam_args(args),
                              enable_cache=not args.no_cache, warm_start=args.warm_start,
-                             **_model_kwargs(args))
+                             **options)
     _print_outcome(paths)
     return 0
 
@@ -236,7 +256,7 @@ def _run_days(args, dates):
         backfill.run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
                           warm_start=not args.no_warm_start,
                           beam_pipeline_args=_beam_args(args), on_day=report,
-                          **_model_kwargs(args))
+                          **_model_kwargs(args, spec))
     except backfill.DayFailedError as error:
         print(f"drgrad pipeline: stopped: {error}", file=sys.stderr)
         return 1
@@ -250,11 +270,13 @@ def _backfill(args):
 
 
 def _compile(args):
+    from drgrad.data.specs import get_spec
     from drgrad.pipeline import configs, kubeflow_v2_runner
 
+    spec = get_spec(args.dataset)
     path = kubeflow_v2_runner.compile_pipeline(
         args.target, args.out, image=args.image or configs.DEFAULT_IMAGE,
         dataset=args.dataset, cloud_root=args.cloud_root or configs.DEFAULT_CLOUD_ROOT,
-        **_model_kwargs(args))
+        **_model_kwargs(args, spec))
     print(f"wrote {path}")
     return 0

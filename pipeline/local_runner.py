@@ -13,7 +13,7 @@ version only when the Evaluator blesses the new model.
 """
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from drgrad.pipeline import configs
 
@@ -40,6 +40,45 @@ class RunPaths:
     @property
     def serving_model_dir(self) -> str:
         return os.path.join(self.serving_dir, self.model_name)
+
+
+def dataset_file_options(dataset: str) -> Tuple[str, Dict[str, Any]]:
+    """``(data_root, PipelineConfig options)`` that read a user's dataset file as it says.
+
+    `source.format` picks the ExampleGen; a span layout is read span by span, flat files are
+    hash-split train 8 / eval 1 / test 1 on `partition_feature` (ExampleGen's rule, the split
+    the standalone trainer uses); the file's `transform` and `task_weights` become the Transform
+    and Trainer options.
+    """
+    from drgrad.data import sources  # pylint: disable=g-import-not-at-top
+    from drgrad.data.specs import get_dataset  # pylint: disable=g-import-not-at-top
+
+    described = get_dataset(dataset)
+    layout = sources.spans(described)
+    root = described.source_path
+    options: Dict[str, Any] = {
+        "input_format": described.source.format,
+        "num_oov_buckets": described.transform.num_oov_buckets,
+        "vocab_top_k": described.transform.vocab_top_k,
+        "vocab_frequency_threshold": described.transform.vocab_frequency_threshold,
+        "embedding_dim": described.transform.embedding_dim,
+    }
+    if described.task_weights:
+        options["task_weights"] = {task: described.task_weights.get(task, 1.0)
+                                   for task in described.tasks}
+    if 0 in layout:  # flat files: every file of the format directly in the folder
+        files = layout[0]["flat"]
+        if os.path.isfile(root):
+            root = os.path.dirname(root)
+        folders = {os.path.dirname(path) for path in files}
+        if folders != {root}:
+            raise ValueError(f"{described.where}: the pipeline reads flat files directly in "
+                             f"{root}, not in sub-folders ({sorted(folders - {root})[:3]})")
+        names = {os.path.basename(path) for path in files}
+        pattern = (os.path.basename(files[0]) if len(files) == 1
+                   else "*" + os.path.commonprefix([n[::-1] for n in names])[::-1])
+        options.update(input_patterns={"flat": pattern}, hash_buckets=(8, 1, 1))
+    return root, options
 
 
 def metadata_config(paths: RunPaths):
@@ -74,7 +113,7 @@ def build(data_root: str, root: str, dataset: str, pipeline_name: Optional[str] 
         pipeline_name=(pipeline_name if pipeline_name is not None
                        else configs.default_pipeline_name(spec.name)),
         pipeline_root=paths.pipeline_root, data_root=os.path.abspath(data_root),
-        serving_model_dir=paths.serving_model_dir, dataset=spec.name,
+        serving_model_dir=paths.serving_model_dir, dataset=dataset,
         metadata_connection_config=metadata_config(paths), **options)
     os.makedirs(paths.root, exist_ok=True)
     return create_pipeline(config), paths

@@ -121,17 +121,24 @@ def _ingest(config: PipelineConfig) -> _Ingest:
     if len(patterns) == 1:
         # One input folder: hash-split it, on the partition feature (e.g. the user id) when the
         # dataset has one so that a user's examples never straddle train and eval.
-        train_buckets, eval_buckets = ingestion.hash_buckets
         output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(
-            splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)],
+            splits=[tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in zip(("train", "eval", "test"), ingestion.hash_buckets)],
             partition_feature_name=config.spec.partition_feature or ""))
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=pattern)
                                            for name, pattern in patterns.items()])
-    component = (tfx.components.CsvExampleGen if ingestion.input_format == "csv"
-                 else tfx.components.ImportExampleGen)
-    example_gen = component(input_base=ingestion.data_root, input_config=input_config,
-                            output_config=output_config, range_config=range_config)
+    arguments = dict(input_base=ingestion.data_root, input_config=input_config,
+                     output_config=output_config, range_config=range_config)
+    if ingestion.input_format == "csv":
+        example_gen = tfx.components.CsvExampleGen(**arguments)
+    elif ingestion.input_format == "tfrecord":
+        example_gen = tfx.components.ImportExampleGen(**arguments)
+    else:  # TFX's own Parquet executor, no conversion step of ours
+        from tfx.components.example_gen.custom_executors import parquet_executor  # pylint: disable=g-import-not-at-top
+        from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
+        example_gen = tfx.components.FileBasedExampleGen(
+            custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor),
+            **arguments)
     return _Ingest(span_for_date, example_gen)
 
 

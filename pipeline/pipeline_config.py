@@ -32,7 +32,8 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from drgrad.data.specs import get_spec
+from drgrad.data.dataset_file import is_dataset_file
+from drgrad.data.specs import get_dataset, get_spec
 from drgrad.pipeline import configs, evaluation, preprocessing
 
 DEFAULT_INPUT_PATTERNS = {"train": "span-{SPAN}/train/*", "eval": "span-{SPAN}/eval/*"}
@@ -45,6 +46,14 @@ SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonEmptyStr = Annotated[str, Field(strict=True, min_length=1)]
 Thresholds = Union[float, Dict[str, float]]  # one value for every task, or {task: value}
+
+
+def tf_io_exists(path: str) -> bool:
+    """`os.path.isfile` that also reads gs:// and other `tf.io.gfile` URLs."""
+    if "://" not in path:
+        return os.path.isfile(path)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.gfile.exists(path)
 
 
 def default_schema_path(dataset: str) -> Optional[str]:
@@ -64,10 +73,12 @@ class IngestionConfig(_Frozen):
 
     Attributes:
       data_root: the dataset directory holding `span-<N>/{train,eval}/` (`input_base`).
-      input_format: "csv" (CsvExampleGen) or "tfrecord" (ImportExampleGen of tf.Examples).
+      input_format: "csv" (CsvExampleGen), "tfrecord" (ImportExampleGen of tf.Examples) or
+        "parquet" (FileBasedExampleGen with TFX's Parquet executor).
       input_patterns: `{split: pattern}` under `data_root`; a single entry is hash-split into
-        train/eval by `hash_buckets` on the dataset's `partition_feature`.
-      hash_buckets: (train, eval) hash buckets of a single input pattern.
+        train/eval(/test) by `hash_buckets` on the dataset's `partition_feature`.
+      hash_buckets: (train, eval) or (train, eval, test) hash buckets of a single input
+        pattern; a user's flat files take (8, 1, 1), the split the standalone trainer uses.
       range_config: `tfx.proto.RangeConfig` selecting spans (None: the latest span).
       run_date: `YYYY-MM-DD`, or a `RuntimeParameter` of type str ('' = newest span): ingest
         that day's span, looked up in `<data_root>/manifest.json` by `SpanForDate`.
@@ -75,10 +86,10 @@ class IngestionConfig(_Frozen):
     """
 
     data_root: NonEmptyStr
-    input_format: Literal["csv", "tfrecord"] = "csv"
+    input_format: Literal["csv", "tfrecord", "parquet"] = "csv"
     input_patterns: Annotated[Dict[str, NonEmptyStr], Field(min_length=1)] = Field(
         default_factory=lambda: dict(DEFAULT_INPUT_PATTERNS))
-    hash_buckets: Tuple[PositiveInt, PositiveInt] = (9, 1)
+    hash_buckets: Annotated[Tuple[PositiveInt, ...], Field(min_length=2, max_length=3)] = (9, 1)
     range_config: Any = None
     run_date: Any = None
 
@@ -126,7 +137,8 @@ class TransformConfig(_Frozen):
 
     Attributes:
       preprocessing_fn: dotted path of the Transform function.
-      bucketize, num_oov_buckets, vocab_top_k: `preprocessing.transform_config` options.
+      bucketize, num_oov_buckets, vocab_top_k, vocab_frequency_threshold:
+        `preprocessing.transform_config` options.
       window_spans: read the newest N spans that passed the validation gate
         (`daily.ValidatedSpanWindowStrategy`); None = only this run's span.
       analyzer_cache: True = reuse the latest Transform analyzer cache of this pipeline
@@ -138,6 +150,7 @@ class TransformConfig(_Frozen):
     bucketize: Dict[str, int] = Field(default_factory=dict)
     num_oov_buckets: int = configs.DEFAULT_NUM_OOV_BUCKETS
     vocab_top_k: Optional[int] = None
+    vocab_frequency_threshold: int = 0
     window_spans: Optional[PositiveInt] = None
     analyzer_cache: Any = None
 
@@ -226,8 +239,8 @@ class PipelineConfig(_Frozen):
     Attributes:
       pipeline_name: matches `[a-z0-9][a-z0-9-]*` (Kubeflow Pipelines v2 rejects others).
       pipeline_root: where TFX writes artifacts (local path or gs://).
-      dataset: registry name of the dataset (`data.specs.get_spec`); an alias is replaced by
-        the registry name.
+      dataset: a built-in dataset's name (an alias is replaced by the name) or the path of a
+        dataset file (`drgrad.data.dataset_file`; made absolute).
       ingestion, validation, transform, training, evaluation, push, runtime: the sections.
     """
 
@@ -263,6 +276,9 @@ class PipelineConfig(_Frozen):
     @field_validator("dataset")
     @classmethod
     def _registered_dataset(cls, dataset):
+        if is_dataset_file(dataset):
+            get_dataset(dataset)  # validates the file now
+            return dataset if "://" in dataset else os.path.abspath(dataset)
         return get_spec(dataset).name
 
     @model_validator(mode="after")
@@ -290,6 +306,10 @@ class PipelineConfig(_Frozen):
     def schema_file(self) -> Optional[str]:
         """The curated schema ImportSchemaGen reads, or None for SchemaGen."""
         if self.validation.schema_path == DEFAULT_SCHEMA:
+            if is_dataset_file(self.dataset):  # the user's schema.pbtxt beside the file, if any
+                from drgrad.data.check import schema_path  # pylint: disable=g-import-not-at-top
+                beside = schema_path(self.dataset)
+                return beside if tf_io_exists(beside) else None
             return default_schema_path(self.dataset)
         return self.validation.schema_path
 
@@ -299,7 +319,8 @@ class PipelineConfig(_Frozen):
         return preprocessing.transform_config(
             self.spec, bucketize=self.transform.bucketize,
             num_oov_buckets=self.transform.num_oov_buckets,
-            vocab_top_k=self.transform.vocab_top_k)
+            vocab_top_k=self.transform.vocab_top_k,
+            vocab_frequency_threshold=self.transform.vocab_frequency_threshold)
 
     @functools.cached_property
     def eval_config(self):

@@ -61,7 +61,7 @@ def test_unknown_key_is_rejected_by_name(options, name):
     ({"learning_rate": -1.0}, r"training.learning_rate\n.*greater than 0"),
     ({"backbone": ""}, r"training.backbone\n.*at least 1 character"),
     ({"hash_buckets": (9, 0)}, r"ingestion.hash_buckets.1\n.*greater than or equal to 1"),
-    ({"input_format": "parquet"}, r"ingestion.input_format\n.*'csv' or 'tfrecord'"),
+    ({"input_format": "avro"}, r"ingestion.input_format\n.*'csv', 'tfrecord' or 'parquet'"),
     ({"input_patterns": {"a": "x/*", "b": "y/*"}}, "needs 'train' and 'eval' splits"),
     ({"task_weights": {"incom": 2.0}}, r"task_weights names unknown tasks: \['incom'\]"),
     ({"bucketize": {"education": 4}}, "bucketize names non-numeric columns"),

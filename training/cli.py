@@ -1,7 +1,7 @@
 """`drgrad train`: standalone training (training/train.py). Imports nothing heavy at import time."""
 import json
 
-from drgrad.data.cli import dataset_choices
+from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
 from drgrad.model.config import PRESETS
 
@@ -25,7 +25,8 @@ def register(subparsers):
         "train", help="train a multi-task model without TFX and report per-task AUC",
         description="Train on a dataset (drgrad data), early-stop on validation mean AUC and "
                     "write DIR/metrics.json, model_config.json, weights/, preprocessor/, logs/.")
-    parser.add_argument("--dataset", required=True, choices=dataset_choices())
+    parser.add_argument("--dataset", required=True, type=dataset_argument,
+                        help="a built-in dataset name or a dataset file (PATH.yaml)")
     parser.add_argument("--out", required=True, metavar="DIR", help="run directory")
     parser.add_argument("--backbone", default=None,
                         help="shared_bottom | mmoe | split_mmoe | ple (default split_mmoe)")
@@ -40,7 +41,9 @@ def register(subparsers):
     parser.add_argument("--epochs", type=_positive_int, default=15)
     parser.add_argument("--batch-size", type=_positive_int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--embedding-dim", type=_positive_int, default=8)
+    parser.add_argument("--embedding-dim", type=_positive_int, default=None,
+                        help="embedding width (default: the dataset file's "
+                             "transform.embedding_dim, 8)")
     parser.add_argument("--seed", type=int, default=0, help="model seed (weights, shuffling)")
     parser.add_argument("--data-seed", type=int, default=0, help="dataset seed (splits, sample)")
     parser.add_argument("--rows", type=_positive_int, default=None,

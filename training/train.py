@@ -20,6 +20,8 @@ from drgrad.model.config import PRESETS, FeatureConfig, resolve_preset
 
 DEFAULT_BACKBONE = "split_mmoe"
 DEFAULT_STRATEGY = "drgrad"
+# A dataset with one task trains a single-task model: the shared-bottom MLP with one tower.
+SINGLE_TASK_BACKBONE = "shared_bottom"
 
 
 def feature_config_for(spec, preprocessor, embedding_dim=8):
@@ -57,7 +59,7 @@ def _parquet_dataset(path, spec, preprocessor, batch_size, shuffle, seed):
 
 def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_args=None,
           strategy_args=None, epochs=15, batch_size=1024, seed=0, rows=None, source=None,
-          patience=2, parquet=None, learning_rate=1e-3, embedding_dim=8, task_weights=None,
+          patience=2, parquet=None, learning_rate=1e-3, embedding_dim=None, task_weights=None,
           data_seed=0, log_every=10, verbose=1, data_options=None):
     """Trains one model and writes the run directory; returns the metrics dict."""
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
@@ -91,7 +93,21 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
         AUCEarlyStopping, StrategyStatsLogger, evaluate_auc)
 
     started = time.time()
+    described = data.specs.get_dataset(dataset)
     spec = data.get_spec(dataset)
+    if len(spec.tasks) == 1:
+        if preset is not None or strategy == "drgrad":
+            raise ValueError(f"DRGrad (and the paper presets) need two or more tasks, a primary "
+                             f"and an auxiliary one; {described.where} has one task "
+                             f"({spec.tasks[0]!r}): train a single-task model (the default for "
+                             f"one task: --backbone {SINGLE_TASK_BACKBONE} --strategy "
+                             f"equal_weight)")
+        backbone = backbone or SINGLE_TASK_BACKBONE
+        strategy = strategy or "equal_weight"
+    if task_weights is None and described.task_weights:
+        task_weights = dict(described.task_weights)
+    if embedding_dim is None:
+        embedding_dim = described.transform.embedding_dim
     frames = data.load_frames(dataset, source=source, rows=rows, seed=data_seed,
                               **dict(data_options or {}))
     train_frame = pd.read_parquet(parquet) if parquet is not None else frames["train"]
