@@ -5,6 +5,8 @@
 
 Nothing heavy is imported until a handler runs, and nothing from `model/` ever is.
 """
+import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,6 +34,7 @@ def register(subparsers):
                        help="run every Predict request on its own")
     serve.add_argument("--ready-file", default=None,
                        help="write {'rest_port', 'grpc_port', 'pid'} JSON here once serving")
+    _add_limit_flags(serve)
     serve.set_defaults(func=_serve)
 
     predict = subparsers.add_parser(
@@ -43,6 +46,45 @@ def register(subparsers):
     predict.add_argument("--label", default=None, help="model version label")
     predict.add_argument("--timeout", type=float, default=30.0, help="request timeout (s)")
     predict.set_defaults(func=_predict)
+
+
+_LIMIT_HELP = {
+    "max_body_bytes": "largest REST body / gRPC message accepted",
+    "max_decompressed_bytes": "largest REST body after gzip/deflate Content-Encoding",
+    "max_batch_rows": "most rows (examples) in one request",
+    "max_json_depth": "deepest array/object nesting of a REST body",
+    "max_tensor_elements": "most elements of one input tensor (from its declared shape)",
+    "max_inflight_requests": "requests admitted at once; beyond, 429/RESOURCE_EXHAUSTED",
+    "retry_after_seconds": "Retry-After hint sent with those refusals",
+    "idle_timeout_seconds": "close a connection with no complete request header this long",
+    "body_timeout_seconds": "time allowed to receive a REST body (408 after)",
+    "inference_timeout_seconds": "per-request deadline (504 / DEADLINE_EXCEEDED after)",
+    "parse_threads": "threads parsing JSON and converting tensors off the event loop",
+}
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_limit_flags(parser):
+    """One `--flag` per `ServerLimits` field, its default the field's (safe) default."""
+    from drgrad.serving import model_config  # pylint: disable=g-import-not-at-top
+
+    group = parser.add_argument_group("request limits and timeouts")
+    for field in dataclasses.fields(model_config.ServerLimits):
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=_positive(field.type),
+                           default=field.default,
+                           help=f"{_LIMIT_HELP[field.name]} (default {field.default})")
 
 
 def _serve(args):
@@ -66,9 +108,12 @@ def _serve(args):
         batching = model_config.BatchingParameters.read(args.batching_parameters)
     else:
         batching = "auto"
+    limits = model_config.ServerLimits(**{
+        f.name: getattr(args, f.name) for f in dataclasses.fields(model_config.ServerLimits)})
     server = app.ModelServer.from_model_base(
         args.model_base, model_name=args.model_name, batching=batching, host=args.host,
-        rest_port=args.rest_port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds)
+        rest_port=args.rest_port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
+        limits=limits)
     server.start()
     print(f"drgrad serve: models {server.manager.model_names()} on REST "
           f"http://{args.host}:{server.rest_port} and gRPC {args.host}:{server.grpc_port}",

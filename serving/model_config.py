@@ -153,7 +153,7 @@ class BatchingParameters:
     """
     max_batch_size: int = 256
     batch_timeout_micros: int = 0
-    max_enqueued_batches: int = 16
+    max_enqueued_batches: int = 64
     num_batch_threads: int = 2
 
     def __post_init__(self):
@@ -189,3 +189,46 @@ class BatchingParameters:
     def read(cls, path):
         with open(path, encoding="utf-8") as f:
             return cls.from_text(f.read())
+
+
+@dataclasses.dataclass
+class ServerLimits:
+    """What `drgrad serve` accepts per request and connection, checked before any work is done.
+
+    Attributes:
+      max_body_bytes: request body as sent (REST) or message size (gRPC).
+      max_decompressed_bytes: REST body after `Content-Encoding` gzip/deflate, inflated in
+        chunks and refused as soon as it passes this (a 200 KB bomb never becomes 200 MB).
+      max_batch_rows: rows (dim 0 of each input, or examples) in one request.
+      max_json_depth: nesting of arrays/objects in a REST body, scanned before parsing.
+      max_tensor_elements: elements of one input tensor, from the declared shape (gRPC
+        TensorProto) or the JSON value, before any array is allocated.
+      max_inflight_requests: requests admitted at once; beyond it the server answers 429 /
+        RESOURCE_EXHAUSTED at once, with a retry hint, instead of queueing.
+      retry_after_seconds: the `Retry-After` hint sent with those refusals.
+      idle_timeout_seconds: a connection with no complete request header for this long
+        (idle keep-alive or a half-sent header) is closed; also gRPC's max connection idle.
+      body_timeout_seconds: time to receive a REST body once its header arrived.
+      inference_timeout_seconds: per-request deadline for conversion + model call (504 /
+        DEADLINE_EXCEEDED).
+      parse_threads: threads that parse JSON and convert tensors, off the event loop.
+    """
+    max_body_bytes: int = 64 << 20
+    max_decompressed_bytes: int = 64 << 20
+    max_batch_rows: int = 16384
+    max_json_depth: int = 32
+    max_tensor_elements: int = 1 << 24
+    max_inflight_requests: int = 256
+    retry_after_seconds: int = 1
+    idle_timeout_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0
+    inference_timeout_seconds: float = 30.0
+    parse_threads: int = 2
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{field.name} must be a positive number, got {value!r}")
+            if field.type is int and not isinstance(value, int):
+                raise ValueError(f"{field.name} must be an int, got {value!r}")

@@ -87,10 +87,14 @@ class ModelServer:
       batching: `BatchingParameters` to batch Predict across requests, or None for no batching.
       poll_seconds: file-system poll interval (<= 0 polls only at start).
       num_threads: thread-pool size for signature calls.
+      limits: `serving.model_config.ServerLimits` (request sizes, timeouts, admission).
+      allowed_roots: directories `HandleReloadConfigRequest` may point base paths into
+        (default: the base paths of `config`).
     """
 
     def __init__(self, config, host="127.0.0.1", rest_port=8501, grpc_port=8500,
-                 batching=None, poll_seconds=1.0, num_threads=None):
+                 batching=None, poll_seconds=1.0, num_threads=None, limits=None,
+                 allowed_roots=None):
         if rest_port is None and grpc_port is None:
             raise ValueError("enable at least one of rest_port and grpc_port")
         for label, port in (("rest_port", rest_port), ("grpc_port", grpc_port)):
@@ -104,7 +108,10 @@ class ModelServer:
         threads = num_threads or max(4, (batching.num_batch_threads if batching else 0) + 2)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads,
                                                                thread_name_prefix="serving")
-        self.manager = manager_lib.ModelManager(config)
+        self.limits = limits or model_config_lib.ServerLimits()
+        self._parse_executor = concurrent.futures.ThreadPoolExecutor(
+            self.limits.parse_threads, thread_name_prefix="serving-parse")
+        self.manager = manager_lib.ModelManager(config, allowed_roots=allowed_roots)
         self.core = None
         self._loop = None
         self._thread = None
@@ -117,6 +124,8 @@ class ModelServer:
         """Builds a server for a base directory; `batching="auto"` reads
         `batching_parameters.txt` there if present, else uses the defaults."""
         config = resolve_server_config(model_base, model_name)
+        kwargs.setdefault("allowed_roots", [model_base] + [
+            m.base_path for m in config.model_config_list.config])
         if batching == "auto":
             path = os.path.join(model_base, model_config_lib.BATCHING_PARAMETERS)
             batching = (model_config_lib.BatchingParameters.read(path) if os.path.isfile(path)
@@ -168,15 +177,25 @@ class ModelServer:
         self._stopped = asyncio.Event()
         batcher = (batching_lib.Batcher(self._batching, self._executor)
                    if self._batching is not None else None)
-        self.core = service.ServingCore(self.manager, self._executor, batcher)
+        self.core = service.ServingCore(self.manager, self._executor, batcher, self.limits,
+                                        self._parse_executor)
         runner = grpc_server = None
+        idle_ms = int(self.limits.idle_timeout_seconds * 1000)
         try:
             if self.grpc_port is not None:
-                grpc_server = grpc.aio.server(options=[
-                    ("grpc.max_receive_message_length", grpc_service.MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", grpc_service.MAX_MESSAGE_BYTES),
+                options = [
+                    ("grpc.max_receive_message_length", self.limits.max_body_bytes),
+                    ("grpc.max_send_message_length", -1),
+                    ("grpc.max_connection_idle_ms", idle_ms),
+                    ("grpc.keepalive_time_ms", idle_ms),
+                    ("grpc.keepalive_timeout_ms", idle_ms),
                     ("grpc.so_reuseport", 0),
-                ])
+                ]
+                # Backstop for admission control: RPCs that pile up before a handler runs
+                # (event loop saturated) are refused by gRPC itself with RESOURCE_EXHAUSTED.
+                grpc_server = grpc.aio.server(
+                    options=options,
+                    maximum_concurrent_rpcs=2 * self.limits.max_inflight_requests)
                 grpc_service.add_services(grpc_server, self.core, self._executor)
                 port = grpc_server.add_insecure_port(f"{self.host}:{int(self.grpc_port)}")
                 if port == 0:
@@ -184,7 +203,7 @@ class ModelServer:
                 self.grpc_port = port
                 await grpc_server.start()
             if "rest" in sockets:
-                runner = web.AppRunner(rest.RestApi(self.core).make_app(), access_log=None)
+                runner = web.ServerRunner(rest.RestApi(self.core).make_server())
                 await runner.setup()
                 await web.SockSite(runner, sockets["rest"]).start()
             self._ready.set()
@@ -206,6 +225,7 @@ class ModelServer:
             self._thread = None
         self.manager.stop()
         self._executor.shutdown(wait=True)
+        self._parse_executor.shutdown(wait=True)
 
     @property
     def batcher(self):

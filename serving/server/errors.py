@@ -67,3 +67,11 @@ def not_found(message):
 
 def failed_precondition(message):
     return ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def resource_exhausted(message):
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def deadline_exceeded(message):
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, message)

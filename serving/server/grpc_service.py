@@ -4,17 +4,30 @@ The servicers subclass the generated classes from tensorflow-serving-api, so met
 request and response types are exactly TF Serving's. Failures abort the RPC with the status
 code TF Serving would return (NOT_FOUND for an unknown servable, INVALID_ARGUMENT for bad
 input, ...).
+
+Hardening: a request that does not parse as its proto is INVALID_ARGUMENT (not UNKNOWN); a
+Predict tensor whose dtype differs from the signature's is refused, never cast; its element
+count is computed from the declared shape and checked against `max_tensor_elements` (and dim 0
+against `max_batch_rows`) before `make_ndarray` allocates anything; conversion runs on the
+parse pool; PredictionService calls pass admission control (RESOURCE_EXHAUSTED with a
+`retry-after` trailer past the in-flight bound).
 """
 import logging
+import math
 
+from google.protobuf import message as message_lib
+from google.protobuf import symbol_database
 import grpc
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import model_management_pb2
+from tensorflow_serving.apis import model_service_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
@@ -22,8 +35,58 @@ from drgrad.serving.server import servable as servable_lib
 from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
-# Server-side message limits: TF Serving's are effectively unlimited; 1 GiB here.
-MAX_MESSAGE_BYTES = 1 << 30
+
+
+class _Malformed:
+    """What the request deserializer yields for bytes that are not the request proto."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+def _safe_deserializer(message_class):
+    def deserialize(data):
+        try:
+            return message_class.FromString(data)
+        except (message_lib.DecodeError, ValueError, RuntimeError) as error:
+            return _Malformed(error)
+    return deserialize
+
+
+def _dtype_label(enum):
+    """`int32` for DT_INT32 (TF Serving's wording); the number for an enum value unknown."""
+    try:
+        return types_pb2.DataType.Name(enum).lower().replace("dt_", "", 1)
+    except ValueError:
+        return f"dtype {enum}"
+
+
+def _tensor_to_array(key, tensor, dtype, limits):
+    """A Predict input TensorProto as an ndarray of exactly the signature's dtype.
+
+    The declared shape is checked first (known rank, no negative dims, element count and
+    rows within the limits): `make_ndarray` would otherwise expand a 30-byte proto of shape
+    [20000000] with one value into 160 MB.
+    """
+    if tensor.dtype != dtype.as_datatype_enum:
+        raise invalid_argument(f"Expects arg[{key}] to be {dtype.name} but "
+                               f"{_dtype_label(tensor.dtype)} is provided")
+    if tensor.tensor_shape.unknown_rank:
+        raise invalid_argument(f"input {key}: the TensorProto shape must have a known rank")
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise invalid_argument(f"input {key}: negative dimension in shape {dims}")
+    elements = math.prod(dims)
+    if elements > limits.max_tensor_elements:
+        raise invalid_argument(f"input {key}: shape {dims} has {elements} elements, more than "
+                               f"the limit of {limits.max_tensor_elements}")
+    if dims and dims[0] > limits.max_batch_rows:
+        raise invalid_argument(f"input {key} has {dims[0]} rows, more than the limit of "
+                               f"{limits.max_batch_rows}")
+    try:
+        return tf.make_ndarray(tensor)
+    except (TypeError, ValueError) as error:
+        raise invalid_argument(f"input {key}: malformed TensorProto: {error}") from None
 
 
 def _spec_args(model_spec):
@@ -39,12 +102,24 @@ def _fill_spec(spec, name, version, signature_name):
     spec.signature_name = signature_name
 
 
-def _guard(method):
-    """Turns ServingError into the matching gRPC status; anything else into INTERNAL."""
+def _guard(method, admit=False):
+    """Turns ServingError into the matching gRPC status; anything else into INTERNAL.
+
+    A request that failed to deserialize is INVALID_ARGUMENT; with `admit`, the call passes
+    the core's admission control first.
+    """
     async def wrapper(self, request, context):
         try:
-            return await method(self, request, context)
+            if isinstance(request, _Malformed):
+                raise invalid_argument(f"Cannot parse the request: {request.error}")
+            if not admit:
+                return await method(self, request, context)
+            with self.core.admit():
+                return await method(self, request, context)
         except ServingError as error:
+            if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                context.set_trailing_metadata(
+                    (("retry-after", str(self.core.limits.retry_after_seconds)),))
             await context.abort(error.code, error.message)
         except Exception as error:  # pylint: disable=broad-except
             if isinstance(error, grpc.aio.AbortError):
@@ -56,33 +131,47 @@ def _guard(method):
     return wrapper
 
 
+def _admitted(method):
+    return _guard(method, admit=True)
+
+
+def _check_examples(examples, limits):
+    if len(examples) > limits.max_batch_rows:
+        raise invalid_argument(f"Input has {len(examples)} examples, more than the limit of "
+                               f"{limits.max_batch_rows}")
+    return examples
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference and GetModelMetadata over a ServingCore."""
 
     def __init__(self, core):
         self.core = core
 
-    @_guard
+    @_admitted
     async def Predict(self, request, context):  # pylint: disable=invalid-name
-        inputs = {}
-        for key, tensor in request.inputs.items():
-            try:
-                inputs[key] = tf.make_ndarray(tensor)
-            except (TypeError, ValueError) as error:
-                raise invalid_argument(f"input {key}: malformed TensorProto: {error}") from None
+        limits = self.core.limits
+
+        def convert(signature):
+            servable_lib.check_input_keys(signature, request.inputs)
+            return {key: _tensor_to_array(key, tensor, signature.inputs[key][0], limits)
+                    for key, tensor in request.inputs.items()}
+
         name, version, label = _spec_args(request.model_spec)
         number, key, outputs = await self.core.predict(
-            name, version, label, request.model_spec.signature_name, inputs,
-            output_filter=tuple(request.output_filter))
+            name, version, label, request.model_spec.signature_name, None,
+            output_filter=tuple(request.output_filter), convert=convert)
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, name, number, key)
         for output_key, value in outputs.items():
             response.outputs[output_key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
-    @_guard
+    @_admitted
     async def Classify(self, request, context):  # pylint: disable=invalid-name
-        examples = servable_lib.serialize_input(request.input)
+        examples = _check_examples(
+            await self.core.offload(servable_lib.serialize_input, request.input),
+            self.core.limits)
         name, version, label = _spec_args(request.model_spec)
         number, key, results = await self.core.classify(
             name, version, label, request.model_spec.signature_name, examples)
@@ -91,9 +180,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         _fill_classifications(response.result, results)
         return response
 
-    @_guard
+    @_admitted
     async def Regress(self, request, context):  # pylint: disable=invalid-name
-        examples = servable_lib.serialize_input(request.input)
+        examples = _check_examples(
+            await self.core.offload(servable_lib.serialize_input, request.input),
+            self.core.limits)
         name, version, label = _spec_args(request.model_spec)
         number, key, values = await self.core.regress(
             name, version, label, request.model_spec.signature_name, examples)
@@ -103,9 +194,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             regression_pb2.Regression(value=float(v)) for v in values)
         return response
 
-    @_guard
+    @_admitted
     async def MultiInference(self, request, context):  # pylint: disable=invalid-name
-        examples = servable_lib.serialize_input(request.input)
+        examples = _check_examples(
+            await self.core.offload(servable_lib.serialize_input, request.input),
+            self.core.limits)
         tasks = [_spec_args(t.model_spec) + (t.model_spec.signature_name, t.method_name)
                  for t in request.tasks]
         results = await self.core.multi_inference(tasks, examples)
@@ -166,6 +259,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             validate_server_config(request.config)
         except ValueError as error:
             raise invalid_argument(str(error)) from None
+        self.core.manager.check_base_paths(request.config)
         await asyncio.get_running_loop().run_in_executor(
             self.executor, self.core.manager.reload_config, request.config)
         response = model_management_pb2.ReloadConfigResponse()
@@ -173,9 +267,25 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+def _method_handlers(service_name, file_descriptor, servicer):
+    """Unary handlers for every method of a service, with deserializers that never raise."""
+    handlers = {}
+    for method in file_descriptor.services_by_name[service_name].methods:
+        request_class = symbol_database.Default().GetSymbol(method.input_type.full_name)
+        response_class = symbol_database.Default().GetSymbol(method.output_type.full_name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_safe_deserializer(request_class),
+            response_serializer=response_class.SerializeToString)
+    return grpc.method_handlers_generic_handler(
+        f"{file_descriptor.package}.{service_name}", handlers)
+
+
 def add_services(server, core, executor):
     """Registers both services on a `grpc.aio.Server`."""
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, executor),
-                                                              server)
+    server.add_generic_rpc_handlers((
+        _method_handlers("PredictionService", prediction_service_pb2.DESCRIPTOR,
+                         PredictionService(core)),
+        _method_handlers("ModelService", model_service_pb2.DESCRIPTOR,
+                         ModelService(core, executor)),
+    ))

@@ -17,22 +17,65 @@ import base64
 import binascii
 import json
 import math
+import re
 
 import numpy as np
 
 from drgrad.serving.server.errors import invalid_argument
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _JSON_TYPE = {dict: "Object", list: "Array", str: "String", bool: "Boolean", int: "Number",
               float: "Number", type(None): "Null"}
 
 
-def parse_json_body(body):
-    """Parses a request body; TF Serving accepts NaN/Infinity, and so does `json`."""
+# A JSON string (escapes included), removed before counting brackets.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body):
+    """Deepest array/object nesting of a JSON text (bytes), found without parsing it.
+
+    Strings are cut out by one regex pass and every byte but brackets deleted, so the scan
+    runs at C speed; the depth is the running maximum of opens minus closes.
+    """
+    brackets = _JSON_STRING.sub(b"", bytes(body)).translate(None, _NOT_BRACKET)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def _parse_int(text):
+    return int(text)
+
+
+def _parse_float(text):
+    return float(text)
+
+
+# Numbers go through Python-level hooks on purpose: `json`'s C scanner never releases the GIL
+# by itself, so a large body parsed on a worker thread would still stall the event loop; a
+# Python call per number lets the interpreter switch threads every `sys.getswitchinterval()`.
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float)
+
+
+def parse_json_body(body, max_depth=None):
+    """Parses a request body; TF Serving accepts NaN/Infinity, and so does `json`.
+
+    With `max_depth`, a body nested deeper is refused before it is parsed.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    if max_depth is not None and json_depth(body) > max_depth:
+        raise invalid_argument(f"JSON Parse error: nesting deeper than {max_depth} levels")
     try:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        document = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise invalid_argument(f"JSON Parse error: {error}") from None
+        document = _DECODER.decode(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:   # also a 5,000-digit integer
+        raise invalid_argument(f"JSON Parse error: {str(error)[:200]}") from None
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: nesting too deep") from None
     if not isinstance(document, dict):
         raise invalid_argument("JSON Parse error: the request body must be a JSON object")
     return document
@@ -63,7 +106,7 @@ def _scalar(value, dtype):
     """One JSON scalar as a Python value of the tensor's dtype."""
     if dtype.name == "string":
         if isinstance(value, str):
-            return value.encode("utf-8")
+            return _utf8(value)
         if _is_b64(value):
             if not isinstance(value["b64"], str):
                 raise _type_error(value, dtype)
@@ -84,36 +127,70 @@ def _scalar(value, dtype):
     return value
 
 
-def _flatten(value, dtype, flat):
+def _utf8(text):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:   # a lone surrogate, e.g. JSON "\ud800"
+        raise invalid_argument(f"JSON string is not valid UTF-8: {error.reason} at "
+                               f"{error.start}") from None
+
+
+def _flatten(value, dtype, flat, max_elements):
     """Appends the scalars of a nested list; returns its shape (checked rectangular)."""
     if isinstance(value, list):
-        shapes = [_flatten(v, dtype, flat) for v in value]
+        shapes = [_flatten(v, dtype, flat, max_elements) for v in value]
         if any(s != shapes[0] for s in shapes[1:]):
             raise invalid_argument("Expecting tensors in list to be of same shape, found "
                                    f"{[list(s) for s in shapes[:2]]}")
         return (len(value),) + (shapes[0] if shapes else ())
+    if len(flat) >= max_elements:
+        raise invalid_argument(f"Input tensor has more than {max_elements} elements")
     flat.append(_scalar(value, dtype))
     return ()
 
 
-def to_array(value, dtype):
-    """A JSON value (scalar or nested lists) as an ndarray of the signature dtype."""
+def to_array(value, dtype, max_elements=None):
+    """A JSON value (scalar or nested lists) as an ndarray of the signature dtype.
+
+    Refused with INVALID_ARGUMENT (never cast or wrapped): integers outside the dtype's range,
+    more than `max_elements` values.
+    """
     flat = []
-    shape = _flatten(value, dtype, flat)
+    shape = _flatten(value, dtype, flat, max_elements or float("inf"))
     if dtype.name == "string":
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
-        array = np.array(flat, dtype=dtype.as_numpy_dtype)
-    return array.reshape(shape)
+        try:
+            array = np.array(flat, dtype=dtype.as_numpy_dtype)
+        except OverflowError:
+            raise invalid_argument(f"JSON Value out of range for type {_dtype_name(dtype)}: "
+                                   f"{_out_of_range(flat, dtype)}") from None
+    try:
+        return array.reshape(shape)
+    except ValueError as error:   # more dimensions than NumPy supports
+        raise invalid_argument(f"Input tensor of shape {list(shape)}: {error}") from None
 
 
-def instances_to_inputs(instances, signature):
+def _out_of_range(flat, dtype):
+    if not dtype.is_integer:
+        return "a number too large for a float"
+    info = np.iinfo(dtype.as_numpy_dtype)
+    return next(v for v in flat if not info.min <= v <= info.max)
+
+
+def _check_rows(rows, max_rows, what):
+    if max_rows is not None and rows > max_rows:
+        raise invalid_argument(f"{what} has {rows} rows, more than the limit of {max_rows}")
+
+
+def instances_to_inputs(instances, signature, max_rows=None, max_elements=None):
     """Row format `instances` -> `{input: ndarray}` stacked along a new dim 0."""
     if not isinstance(instances, list):
         raise invalid_argument("Expecting 'instances' to be an list/array")
     if not instances:
         raise invalid_argument("No values in 'instances' array")
+    _check_rows(len(instances), max_rows, "'instances'")
     names = list(signature.inputs)
     columns = {name: [] for name in names}
     for index, instance in enumerate(instances):
@@ -134,10 +211,11 @@ def instances_to_inputs(instances, signature):
             raise invalid_argument(
                 f"Failed to process element: {index} of 'instances' list. Expecting an object "
                 f"with named inputs {names}, since the signature has {len(names)} inputs")
-    return {name: to_array(columns[name], signature.inputs[name][0]) for name in names}
+    return {name: to_array(columns[name], signature.inputs[name][0], max_elements)
+            for name in names}
 
 
-def columns_to_inputs(inputs, signature):
+def columns_to_inputs(inputs, signature, max_rows=None, max_elements=None):
     """Columnar `inputs` -> `{input: ndarray}`."""
     names = list(signature.inputs)
     if not isinstance(inputs, dict) or _is_b64(inputs):
@@ -152,10 +230,15 @@ def columns_to_inputs(inputs, signature):
         raise invalid_argument(
             f"'inputs' do not match signature {signature.key}: missing {missing}, "
             f"unexpected {extra}")
-    return {name: to_array(inputs[name], signature.inputs[name][0]) for name in names}
+    arrays = {name: to_array(inputs[name], signature.inputs[name][0], max_elements)
+              for name in names}
+    for name, array in arrays.items():
+        if array.ndim:
+            _check_rows(array.shape[0], max_rows, f"'inputs' {name}")
+    return arrays
 
 
-def predict_inputs(document, signature):
+def predict_inputs(document, signature, max_rows=None, max_elements=None):
     """Returns `(inputs, row_format)` from a predict request document."""
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
@@ -164,8 +247,9 @@ def predict_inputs(document, signature):
     if not has_instances and not has_inputs:
         raise invalid_argument("Missing 'inputs' or 'instances' key")
     if has_instances:
-        return instances_to_inputs(document["instances"], signature), True
-    return columns_to_inputs(document["inputs"], signature), False
+        return instances_to_inputs(document["instances"], signature, max_rows,
+                                   max_elements), True
+    return columns_to_inputs(document["inputs"], signature, max_rows, max_elements), False
 
 
 def _json_value(array, as_b64):
@@ -202,6 +286,7 @@ def predict_response(outputs, row_format):
 
 
 def _feature(name, value, example):
+    _utf8(name)
     feature = example.features.feature[name]
     items = value if isinstance(value, list) else [value]
     if not items:
@@ -210,16 +295,21 @@ def _feature(name, value, example):
         from tensorflow.python.framework import dtypes  # pylint: disable=g-import-not-at-top
         feature.bytes_list.value.extend(_scalar(v, dtypes.string) for v in items)
     elif all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if any(not _INT64_MIN <= v <= _INT64_MAX for v in items):
+            raise invalid_argument(f"Feature {name!r}: integer out of int64 range")
         feature.int64_list.value.extend(items)
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-        feature.float_list.value.extend(float(v) for v in items)
+        try:
+            feature.float_list.value.extend(float(v) for v in items)
+        except OverflowError:
+            raise invalid_argument(f"Feature {name!r}: number too large for a float") from None
     else:
         raise invalid_argument(
             f"Feature {name!r}: values must be all numbers or all strings/b64, got "
             f"{json.dumps(value)[:80]}")
 
 
-def examples_from_document(document):
+def examples_from_document(document, max_rows=None):
     """Classify/Regress request -> serialized tf.Examples (context merged into each)."""
     from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
 
@@ -230,6 +320,7 @@ def examples_from_document(document):
         raise invalid_argument("Expecting 'examples' to be an array")
     if not examples:
         raise invalid_argument("'examples' array is empty")
+    _check_rows(len(examples), max_rows, "'examples'")
     context = document.get("context", {})
     if not isinstance(context, dict):
         raise invalid_argument("Expecting 'context' to be an object")

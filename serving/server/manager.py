@@ -13,14 +13,22 @@ availability-preserving policy:
 * Requests hold a reference to the version they run on (`acquire`). Unloading removes the
   version from routing at once, but its SavedModel is released only when the last request in
   flight finishes. No lock is held while a request computes.
+* A version that fails to load is retried `max_load_retries` times, then only when its
+  directory changes (a half-written version completed later loads at the next poll) or after
+  a backoff doubling up to a minute: never given up for good.
+* A version unloaded earlier is loaded again when the policy wants it again: deleting the
+  newest versions falls back to the newest one left on disk, and a model removed by
+  `reload_config` and added back is served again.
+* `reload_config` only accepts base paths under the server's allowed roots (`--model-base`).
 """
 import contextlib
 import logging
 import os
 import re
 import threading
+import time
 
-from drgrad.serving.server.errors import ServingError, not_found
+from drgrad.serving.server.errors import ServingError, invalid_argument, not_found
 import grpc
 
 _log = logging.getLogger(__name__)
@@ -29,6 +37,28 @@ START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UN
 _VERSION_DIR = re.compile(r"^\d{1,18}$")
 # END entries kept per model for status reporting.
 _MAX_FINISHED = 8
+# Longest wait between load attempts of an unchanged version directory that keeps failing.
+_MAX_RETRY_BACKOFF_SECONDS = 60.0
+
+
+def directory_fingerprint(path):
+    """`(relative path, size, mtime_ns)` of every file under path: changes when a writer
+    completes or rewrites a version directory."""
+    entries = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+def _within(path, root):
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def list_versions(base_path):
@@ -65,6 +95,8 @@ class _Version:
         self.servable = None
         self.refcount = 0
         self.failures = 0
+        self.fingerprint = None    # of the directory at the last failed load
+        self.next_retry = 0.0      # time.monotonic() before which it is not retried unchanged
 
 
 class ModelManager:
@@ -73,16 +105,23 @@ class ModelManager:
     Args:
       config: a `ModelServerConfig` proto with a `model_config_list`.
       loader: `loader(name, version, path) -> servable`; defaults to `Servable` (+ warmup).
-      max_load_retries: load attempts per version before it stays in END with its error.
+      max_load_retries: load attempts at every poll; past them a failing version is retried
+        when its directory changes or after a backoff (up to a minute).
       on_unload: optional callback(servable), called once the last request on it finished.
+      allowed_roots: directories `reload_config` base paths must lie in (default: the base
+        paths of `config`).
     """
 
-    def __init__(self, config, loader=None, max_load_retries=5, on_unload=None):
+    def __init__(self, config, loader=None, max_load_retries=5, on_unload=None,
+                 allowed_roots=None):
         from drgrad.serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
 
         validate_server_config(config)
         if max_load_retries < 1:
             raise ValueError(f"max_load_retries must be >= 1, got {max_load_retries}")
+        self.allowed_roots = [os.path.abspath(r) for r in (
+            allowed_roots if allowed_roots is not None
+            else [m.base_path for m in config.model_config_list.config])]
         self._config = config
         self._loader = loader or _load_servable
         self._max_load_retries = max_load_retries
@@ -104,11 +143,20 @@ class ModelManager:
     def _model_config(self, name):
         return next((m for m in self._config.model_config_list.config if m.name == name), None)
 
+    def check_base_paths(self, config):
+        """INVALID_ARGUMENT naming the first base path outside the allowed roots."""
+        for model in config.model_config_list.config:
+            if not any(_within(model.base_path, root) for root in self.allowed_roots):
+                raise invalid_argument(
+                    f"model {model.name!r}: base_path {model.base_path!r} is outside the "
+                    f"directories this server serves from: {self.allowed_roots}")
+
     def reload_config(self, config):
         """Replaces the config (models missing from it are unloaded) and polls once."""
         from drgrad.serving.model_config import validate_server_config  # pylint: disable=g-import-not-at-top
 
         validate_server_config(config)
+        self.check_base_paths(config)
         self._config = config
         self.poll()
 
@@ -165,8 +213,7 @@ class ModelManager:
             versions = self._models.setdefault(name, {})
             entry = versions.get(version)
             if entry is not None and (entry.state in (AVAILABLE, LOADING, UNLOADING)
-                                      or entry.failures >= self._max_load_retries
-                                      or (entry.state == END and not entry.error)):
+                                      or not self._retry_due(entry, path)):
                 return
             if entry is None:
                 entry = versions[version] = _Version(version)
@@ -175,13 +222,29 @@ class ModelManager:
             servable = self._loader(name, version, path)
         except Exception as error:  # pylint: disable=broad-except
             _log.error("failed to load %s version %d from %s: %s", name, version, path, error)
+            fingerprint = directory_fingerprint(path)
             with self._lock:
                 entry.state, entry.error = END, f"{type(error).__name__}: {error}"
                 entry.failures += 1
+                entry.fingerprint = fingerprint
+                extra = entry.failures - self._max_load_retries
+                entry.next_retry = time.monotonic() + (
+                    min(2.0 ** extra, _MAX_RETRY_BACKOFF_SECONDS) if extra >= 0 else 0.0)
             return
         with self._lock:
             entry.servable, entry.state, entry.error = servable, AVAILABLE, ""
         _log.info("loaded %s version %d", name, version)
+
+    def _retry_due(self, entry, path):
+        """Whether a version in END loads now: one unloaded cleanly always may (the policy
+        wants it back); a failed one while under `max_load_retries`, when its directory
+        changed since, or once its backoff has passed. Called with the lock held."""
+        if not entry.error or entry.failures < self._max_load_retries:
+            return True
+        if directory_fingerprint(path) != entry.fingerprint:
+            entry.failures = 0
+            return True
+        return time.monotonic() >= entry.next_retry
 
     def _retire(self, name, keep):
         released = []

@@ -115,13 +115,7 @@ class Servable:
     def run(self, signature_name, inputs, output_filter=()):
         """Calls a signature with `{key: np.ndarray}` and returns `{key: np.ndarray}`."""
         info = self.signature(signature_name)
-        expected, sent = set(info.inputs), set(inputs)
-        if expected != sent:
-            raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(expected)} "
-                f"len({sorted(sent)}) != len({sorted(expected)}). "
-                f"Sent extra: {sorted(sent - expected)}. "
-                f"Missing but required: {sorted(expected - sent)}.")
+        check_input_keys(info, inputs)
         unknown = [k for k in output_filter if k not in info.outputs]
         if unknown:
             raise invalid_argument(f"output tensor alias not found in signature: {unknown[0]} "
@@ -161,6 +155,17 @@ class Servable:
                 raise ValueError(f"unsupported warmup record type {kind!r} in {path}")
             count += 1
         return count
+
+
+def check_input_keys(info, keys):
+    """INVALID_ARGUMENT unless `keys` are exactly the signature's inputs (TF Serving's text)."""
+    expected, sent = set(info.inputs), set(keys)
+    if expected != sent:
+        raise invalid_argument(
+            f"input size does not match signature: {len(sent)}!={len(expected)} "
+            f"len({sorted(sent)}) != len({sorted(expected)}). "
+            f"Sent extra: {sorted(sent - expected)}. "
+            f"Missing but required: {sorted(expected - sent)}.")
 
 
 def _to_tensor(key, value, dtype, shape):
@@ -283,5 +288,6 @@ def signature_def_map(servable):
 
 
 __all__ = ["Servable", "SignatureInfo", "read_signature_defs", "serialize_input",
+           "check_input_keys",
            "run_regress", "run_classify", "signature_def_map", "DEFAULT_SIGNATURE",
            "WARMUP_FILE"]

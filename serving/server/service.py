@@ -6,15 +6,32 @@ reference for the request's whole duration), runs the signature in a thread pool
 ends translate their wire formats to these calls, so they cannot drift apart.
 """
 import asyncio
+import contextlib
+import functools
 
 import numpy as np
 
+from drgrad.serving import model_config
 from drgrad.serving.server import servable as servable_lib
-from drgrad.serving.server.errors import invalid_argument, not_found
+from drgrad.serving.server.errors import (deadline_exceeded, invalid_argument, not_found,
+                                          resource_exhausted)
 
 _STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 _CLASSIFY_METHOD = "tensorflow/serving/classify"
 _REGRESS_METHOD = "tensorflow/serving/regress"
+
+
+def _with_deadline(method):
+    """Runs an inference coroutine under `limits.inference_timeout_seconds`."""
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        seconds = self.limits.inference_timeout_seconds
+        try:
+            return await asyncio.wait_for(method(self, *args, **kwargs), seconds)
+        except asyncio.TimeoutError:
+            raise deadline_exceeded(f"Request did not finish within the inference deadline "
+                                    f"of {seconds:g} s") from None
+    return wrapper
 
 
 class ServingCore:
@@ -24,12 +41,36 @@ class ServingCore:
       manager: `serving.server.manager.ModelManager`.
       executor: `concurrent.futures.Executor` for signature calls.
       batcher: optional `serving.server.batching.Batcher` used for Predict.
+      limits: `serving.model_config.ServerLimits` (defaults if None).
+      parse_executor: bounded `Executor` where request parsing and tensor conversion run, so
+        the event loop never does that work (defaults to `executor`).
     """
 
-    def __init__(self, manager, executor, batcher=None):
+    def __init__(self, manager, executor, batcher=None, limits=None, parse_executor=None):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
+        self.limits = limits or model_config.ServerLimits()
+        self.parse_executor = parse_executor or executor
+        self.inflight = 0    # admitted requests; only touched on the event loop
+
+    @contextlib.contextmanager
+    def admit(self):
+        """Admission control: refuses at once (RESOURCE_EXHAUSTED) past the in-flight bound,
+        so overload is answered in microseconds instead of after seconds in a queue."""
+        if self.inflight >= self.limits.max_inflight_requests:
+            raise resource_exhausted(
+                f"Server is at its limit of {self.limits.max_inflight_requests} requests in "
+                f"flight; retry after {self.limits.retry_after_seconds} s")
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+    async def offload(self, fn, *args):
+        """Runs parsing/conversion work on the parse pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.parse_executor, fn, *args)
 
     def _check_model(self, name):
         if not name:
@@ -38,10 +79,12 @@ class ServingCore:
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    @_with_deadline
     async def predict(self, name, version, label, signature_name, inputs, output_filter=(),
                       convert=None):
         """Runs a signature. `convert(signature_info) -> {key: np.ndarray}` builds the inputs
-        once the signature is known (the REST path needs its dtypes); else `inputs` is used.
+        once the signature is known (both front ends check dtypes against it), on the parse
+        pool; else `inputs` is used.
 
         Returns `(version, signature_key, {output_key: np.ndarray})`.
         """
@@ -49,7 +92,7 @@ class ServingCore:
         with self.manager.acquire(name, version, label) as servable:
             info = servable.signature(signature_name)
             if convert is not None:
-                inputs = convert(info)
+                inputs = await self.offload(convert, info)
             inputs = {k: np.asarray(v) for k, v in inputs.items()}
             unknown = [k for k in output_filter if k not in info.outputs]
             if unknown:
@@ -64,6 +107,7 @@ class ServingCore:
                 outputs = {k: outputs[k] for k in output_filter}
             return servable.version, info.key, outputs
 
+    @_with_deadline
     async def regress(self, name, version, label, signature_name, examples):
         """Returns `(version, signature_key, float values [B])` for serialized examples."""
         self._check_model(name)
@@ -72,6 +116,7 @@ class ServingCore:
                                             examples)
             return servable.version, info.key, values
 
+    @_with_deadline
     async def classify(self, name, version, label, signature_name, examples):
         """Returns `(version, signature_key, [[(label, score)]])` for serialized examples."""
         self._check_model(name)
@@ -80,6 +125,7 @@ class ServingCore:
                                              signature_name, examples)
             return servable.version, info.key, results
 
+    @_with_deadline
     async def multi_inference(self, tasks, examples):
         """`tasks`: [(name, version, label, signature_name, method_name)] of one model.
 
