@@ -80,7 +80,8 @@ def op_counts(old_tree, env):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-tree", required=True, help="checkout of the older commit")
-    parser.add_argument("--pairs", type=int, default=10, help="old/new runs, alternated")
+    parser.add_argument("--pairs", type=int, default=10,
+                        help="old/new runs, alternated (0: only compare the traced op counts)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds inside each run")
     parser.add_argument("--steps", type=int, default=20, help="steps per model per round")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 2048])
@@ -97,6 +98,8 @@ def main(argv=None):
         print(f"traced train_step {model}: {sum(new_ops[model].values())} ops new, "
               f"{sum(old_ops[model].values())} old: {'same' if same else 'DIFFERENT'} op types "
               f"and counts", flush=True)
+    if args.pairs == 0:
+        return 0
     old = [sys.executable, old_script, *options]
     new = [sys.executable, "-m", "drgrad.bench.train_step_cost", *options]
     ratios = {}

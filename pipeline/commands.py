@@ -15,15 +15,22 @@ runs those days in order and stops at the first day that fails, saying which (bo
 `drgrad pipeline compile --target kfp|vertex [--out DIR] [--image IMAGE]` writes
 `pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob).
 
+`run`, `backfill` and `compile` take `--runner direct|dataflow|flink|spark` with that runner's
+options (`--project --region --temp-location`; `--master` or `--job-endpoint`,
+`--environment-type`), turned into Beam arguments by `configs.beam_pipeline_args`.
+`drgrad pipeline training-job --target tfjob|vertex --image IMAGE --out FILE` writes a
+multi-worker training job (`pipeline.training_jobs`).
+
 Heavy modules (TFX, TensorFlow) are imported inside the handlers only.
 """
 import argparse
 import os
+import re
 import sys
 
 from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
-from drgrad.pipeline.configs import DEFAULT_WINDOW_SPANS
+from drgrad.pipeline.configs import BEAM_RUNNERS, DEFAULT_WINDOW_SPANS, ENVIRONMENT_TYPES
 
 
 def _fraction(text):
@@ -66,10 +73,45 @@ def _date(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+# The `--runner` options each Beam runner takes (configs.beam_pipeline_args's arguments).
+_RUNNER_OPTIONS = {
+    "direct": ("beam_workers",),
+    "dataflow": ("project", "region", "temp_location", "worker_image"),
+    "flink": ("master", "job_endpoint", "environment_type", "environment_config",
+              "worker_image"),
+    "spark": ("master", "job_endpoint", "environment_type", "environment_config",
+              "worker_image"),
+}
+
+# configs.beam_pipeline_args's argument names in its errors, to be shown as flags.
+_OPTION_NAMES = re.compile(
+    r"\b(project|region|temp_location|environment_type|environment_config)\b")
+
+
 def _add_beam_args(parser):
-    parser.add_argument("--beam-workers", type=int, default=1,
-                        help="DirectRunner workers: 1 = in_memory, N > 1 = multi_processing, "
-                             "0 = one per CPU")
+    group = parser.add_argument_group(
+        "Beam runner (ExampleGen, StatisticsGen, Transform, Evaluator; pipeline/README.md)")
+    group.add_argument("--runner", choices=BEAM_RUNNERS, default="direct",
+                       help="Beam runner of the data components (default direct)")
+    group.add_argument("--beam-workers", type=int, default=None,
+                       help="direct: workers, 1 = in_memory (default), N > 1 = "
+                            "multi_processing, 0 = one per CPU")
+    group.add_argument("--project", default=None, help="dataflow: Google Cloud project")
+    group.add_argument("--region", default=None, help="dataflow: region (e.g. us-central1)")
+    group.add_argument("--temp-location", default=None, help="dataflow: gs:// temp location")
+    group.add_argument("--master", default=None,
+                       help="flink: http://host:8081, spark: http://host:6066 (Beam submits an "
+                            "uber jar built from its job server jar, fetched from Maven)")
+    group.add_argument("--job-endpoint", default=None,
+                       help="flink/spark: a running job server, host:8099 (instead of --master)")
+    group.add_argument("--environment-type", choices=ENVIRONMENT_TYPES, default=None,
+                       help="flink/spark: where SDK workers run (default LOOPBACK)")
+    group.add_argument("--environment-config", default=None,
+                       help="flink/spark: DOCKER image (default the worker image), EXTERNAL "
+                            "host:port, PROCESS JSON command")
+    group.add_argument("--worker-image", default=None,
+                       help="dataflow/flink/spark: SDK worker image (default "
+                            "gcr.io/YOUR_PROJECT/drgrad-pipeline:latest)")
 
 
 def _add_daily_args(parser):
@@ -82,12 +124,12 @@ def _add_daily_args(parser):
 
 
 def register(subparsers):
-    """Adds `drgrad pipeline {run,compile}`."""
+    """Adds `drgrad pipeline {run,backfill,compile,training-job}`."""
     parser = subparsers.add_parser(
         "pipeline", help="run the TFX pipeline locally or compile it for KFP / Vertex",
         description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="pipeline_command",
-                                     metavar="{run,backfill,compile}")
+                                     metavar="{run,backfill,compile,training-job}")
     commands.required = True
 
     run = commands.add_parser(
@@ -144,7 +186,34 @@ def register(subparsers):
                           help="bucket prefix for data, artifacts and pushed models "
                                "(default: gs://YOUR_BUCKET/drgrad)")
     _add_model_args(compile_)
+    _add_beam_args(compile_)
     compile_.set_defaults(func=_compile)
+
+    job = commands.add_parser(
+        "training-job", help="write a multi-worker training job: Kubeflow TFJob or Vertex AI",
+        description="Write a TFJob manifest (kubectl apply -f) or a Vertex AI CustomJobSpec "
+                    "(gcloud ai custom-jobs create --config) whose chief and workers run "
+                    "`drgrad train --distribute multi-worker` (pipeline/training_jobs.py; the "
+                    "flag lands with the tf.distribute work).")
+    job.add_argument("--target", required=True, choices=("tfjob", "vertex"))
+    job.add_argument("--image", required=True, help="the project image (Dockerfile)")
+    job.add_argument("--workers", type=_positive_int, default=2,
+                     help="replicas in all, chief included (default 2; at least 2)")
+    job.add_argument("--dataset", default="census", help="drgrad train --dataset")
+    job.add_argument("--run-dir", default=None,
+                     help="drgrad train --out inside the containers (default: tfjob "
+                          "/runs/train/<dataset> on the claim, vertex /gcs/<bucket>/...)")
+    job.add_argument("--name", default=None, help="job name (default drgrad-train-<dataset>)")
+    job.add_argument("--namespace", default=None, help="tfjob: namespace")
+    job.add_argument("--claim", default=None,
+                     help="tfjob: PersistentVolumeClaim mounted at /runs (default drgrad-runs)")
+    job.add_argument("--machine-type", default=None,
+                     help="vertex: machine type of every replica (default n1-standard-8)")
+    job.add_argument("--train-arg", action="append", default=[], metavar="ARG",
+                     help="one more `drgrad train` argument (repeatable, e.g. "
+                          "--train-arg=--epochs --train-arg=3)")
+    job.add_argument("--out", required=True, metavar="FILE", help="YAML file to write")
+    job.set_defaults(func=_training_job)
 
 
 def _model_kwargs(args, spec):
@@ -187,6 +256,7 @@ def _run(args):
         if not args.data_root:
             raise ValueError("--date needs --data-root: a `drgrad data split-days` folder")
         return _run_days(args, [args.date])
+    beam_pipeline_args = _beam_args(args)  # checked before any data is built
     root = os.path.abspath(args.root or os.path.join("runs", spec.name))
     options = {}
     if get_dataset(args.dataset).source.loader is None and not args.data_root:
@@ -206,21 +276,38 @@ def _run(args):
     options.update(_model_kwargs(args, spec))
     # A built-in by its name (not an alias); a dataset file by its path.
     dataset = args.dataset if get_dataset(args.dataset).source.loader is None else spec.name
-    paths = local_runner.run(data_root, root, dataset, beam_pipeline_args=_beam_args(args),
+    paths = local_runner.run(data_root, root, dataset, beam_pipeline_args=beam_pipeline_args,
                              enable_cache=not args.no_cache, warm_start=args.warm_start,
                              **options)
     _print_outcome(paths)
     return 0
 
 
-def _beam_args(args):
+def _beam_args(args, default_image=None):
+    """`--runner` and its options -> `configs.beam_pipeline_args(...)`; an option the runner
+    does not take is an error, as is a missing one (configs names it)."""
     from drgrad.pipeline import configs
 
-    if args.beam_workers < 0:
-        raise ValueError(f"--beam-workers must be >= 0, got {args.beam_workers}")
-    mode = "in_memory" if args.beam_workers == 1 else "multi_processing"
-    return configs.beam_pipeline_args("direct", direct_running_mode=mode,
-                                      direct_num_workers=args.beam_workers)
+    foreign = [name for names in _RUNNER_OPTIONS.values() for name in names
+               if name not in _RUNNER_OPTIONS[args.runner] and getattr(args, name) is not None]
+    if foreign:
+        flags = ", ".join(sorted({"--" + name.replace("_", "-") for name in foreign}))
+        raise ValueError(f"not used by --runner {args.runner}: {flags}")
+    if args.runner == "direct":
+        workers = 1 if args.beam_workers is None else args.beam_workers
+        if workers < 0:
+            raise ValueError(f"--beam-workers must be >= 0, got {workers}")
+        return configs.direct_beam_args_by_workers(workers)
+    try:
+        return configs.beam_pipeline_args(
+            args.runner, project=args.project, region=args.region,
+            temp_location=args.temp_location, image=args.worker_image or default_image,
+            master=args.master, job_endpoint=args.job_endpoint,
+            environment_type=args.environment_type or "LOOPBACK",
+            environment_config=args.environment_config)
+    except ValueError as error:  # name the flags, not the Python arguments
+        raise ValueError(_OPTION_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"),
+                                           str(error))) from None
 
 
 def _print_outcome(paths):
@@ -245,6 +332,7 @@ def _run_days(args, dates):
     from drgrad.pipeline import backfill
 
     spec = get_spec(args.dataset)
+    beam_pipeline_args = _beam_args(args)
     data_root = resolve_data_root(args.data_root, spec.name)
     root = os.path.abspath(args.root or os.path.join("runs", f"{spec.name}-daily"))
 
@@ -255,7 +343,7 @@ def _run_days(args, dates):
     try:
         backfill.run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
                           warm_start=not args.no_warm_start,
-                          beam_pipeline_args=_beam_args(args), on_day=report,
+                          beam_pipeline_args=beam_pipeline_args, on_day=report,
                           **_model_kwargs(args, spec))
     except backfill.DayFailedError as error:
         print(f"drgrad pipeline: stopped: {error}", file=sys.stderr)
@@ -274,9 +362,27 @@ def _compile(args):
     from drgrad.pipeline import configs, kubeflow_v2_runner
 
     spec = get_spec(args.dataset)
+    image = args.image or configs.DEFAULT_IMAGE
     path = kubeflow_v2_runner.compile_pipeline(
-        args.target, args.out, image=args.image or configs.DEFAULT_IMAGE,
+        args.target, args.out, image=image,
         dataset=args.dataset, cloud_root=args.cloud_root or configs.DEFAULT_CLOUD_ROOT,
-        **_model_kwargs(args, spec))
+        beam_pipeline_args=_beam_args(args, default_image=image), **_model_kwargs(args, spec))
     print(f"wrote {path}")
+    return 0
+
+
+def _training_job(args):
+    from drgrad.pipeline import training_jobs
+
+    if args.target == "tfjob" and args.machine_type is not None:
+        raise ValueError("--machine-type applies to --target vertex only")
+    if args.target == "vertex" and (args.claim is not None or args.namespace is not None):
+        raise ValueError("--claim and --namespace apply to --target tfjob only")
+    options = {name: getattr(args, name) for name in ("claim", "machine_type")
+               if getattr(args, name) is not None}
+    training_jobs.write_training_job(
+        args.out, args.target, args.image, workers=args.workers, dataset=args.dataset,
+        run_dir=args.run_dir, train_args=args.train_arg, name=args.name,
+        namespace=args.namespace, **options)
+    print(f"wrote {args.out}")
     return 0

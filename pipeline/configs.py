@@ -13,8 +13,14 @@ Beam runners (`beam_pipeline_args(runner, ...)`):
   DirectRunner and has to be downloaded at run time.
 * ``dataflow``: Google Cloud Dataflow; needs ``project``, ``region`` and a ``temp_location``
   bucket; the workers run ``image`` (the pipeline image) so they import this package.
-* ``flink`` / ``spark``: portable runners against an existing cluster (``master`` URL), with the
-  LOOPBACK environment used by TFX's penguin example (tfx/examples/penguin).
+* ``flink`` / ``spark``: portable runners against an existing cluster. Either a ``master`` URL
+  (FlinkRunner / SparkRunner build an uber jar from Beam's job server jar, a Maven artifact
+  fetched at submission) or the ``job_endpoint`` (``host:8099``) of a job server the user runs
+  (e.g. the ``apache/beam_flink1.19_job_server`` / ``apache/beam_spark3_job_server`` images),
+  submitted by the PortableRunner. SDK workers: ``environment_type`` LOOPBACK (default, as in
+  TFX's penguin example, tfx/examples/penguin: the workers run in the submitting process, for
+  a cluster that can reach it), DOCKER (``environment_config`` = the pipeline image by
+  default), EXTERNAL (a worker pool's ``host:port``) or PROCESS (a JSON command).
 """
 import re
 from typing import List, Optional
@@ -53,6 +59,7 @@ DEFAULT_NUM_OOV_BUCKETS = 1
 
 BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
 DIRECT_RUNNING_MODES = ("in_memory", "multi_processing", "multi_threading")
+ENVIRONMENT_TYPES = ("LOOPBACK", "DOCKER", "EXTERNAL", "PROCESS")
 
 
 def check_pipeline_name(name: str) -> str:
@@ -78,6 +85,9 @@ def beam_pipeline_args(runner: str = "direct", *,
                        temp_location: Optional[str] = None,
                        image: Optional[str] = None,
                        master: Optional[str] = None,
+                       job_endpoint: Optional[str] = None,
+                       environment_type: str = "LOOPBACK",
+                       environment_config: Optional[str] = None,
                        parallelism: int = 2) -> List[str]:
     """Beam pipeline arguments for one runner (see the module docstring).
 
@@ -86,8 +96,11 @@ def beam_pipeline_args(runner: str = "direct", *,
       direct_running_mode: DirectRunner mode, one of `DIRECT_RUNNING_MODES`.
       direct_num_workers: DirectRunner workers (0 = one per CPU); >= 0.
       project, region, temp_location: Dataflow's project, region and gs:// temp bucket.
-      image: Dataflow worker image (defaults to `DEFAULT_IMAGE`).
+      image: Dataflow worker image and DOCKER environment (defaults to `DEFAULT_IMAGE`).
       master: Flink (`http://host:8081`) or Spark (`http://host:6066`) master URL.
+      job_endpoint: a running Flink / Spark job server (`host:8099`); instead of `master`.
+      environment_type, environment_config: where Flink / Spark run the SDK workers, one of
+        `ENVIRONMENT_TYPES` (module docstring); EXTERNAL and PROCESS need the config.
       parallelism: Flink parallelism / Spark-Flink SDK worker parallelism; >= 1.
 
     Returns:
@@ -117,14 +130,29 @@ def beam_pipeline_args(runner: str = "direct", *,
                 f"--temp_location={temp_location}",
                 "--experiments=use_runner_v2",
                 f"--sdk_container_image={image or DEFAULT_IMAGE}"]
-    if not master:
+    if bool(master) == bool(job_endpoint):
         example = "http://localhost:8081" if runner == "flink" else "http://localhost:6066"
-        raise ValueError(f"the {runner} runner needs a master URL (e.g. {example})")
-    portable = ["--environment_type=LOOPBACK",
-                "--experiments=use_loopback_process_worker=True",
-                f"--sdk_worker_parallelism={parallelism}",
-                "--environment_cache_millis=1000000",
-                "--experiments=pre_optimize=all"]
+        raise ValueError(f"the {runner} runner needs a master URL (e.g. {example}) or a job "
+                         f"server endpoint (e.g. localhost:8099), one of them")
+    if environment_type not in ENVIRONMENT_TYPES:
+        raise ValueError(f"environment_type must be one of {list(ENVIRONMENT_TYPES)}, got "
+                         f"{environment_type!r}")
+    environment = [f"--environment_type={environment_type}"]
+    if environment_type == "LOOPBACK":
+        environment.append("--experiments=use_loopback_process_worker=True")
+    elif environment_type == "DOCKER":
+        environment.append(f"--environment_config={environment_config or image or DEFAULT_IMAGE}")
+    elif not environment_config:
+        raise ValueError(f"environment_type {environment_type} needs environment_config "
+                         f"(EXTERNAL: a worker pool's host:port; PROCESS: a JSON command)")
+    else:
+        environment.append(f"--environment_config={environment_config}")
+    portable = environment + [f"--sdk_worker_parallelism={parallelism}",
+                              "--environment_cache_millis=1000000",
+                              "--experiments=pre_optimize=all"]
+    if job_endpoint:
+        flink_only = [f"--parallelism={parallelism}"] if runner == "flink" else []
+        return ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}"] + flink_only + portable
     if runner == "flink":
         return ["--runner=FlinkRunner", f"--flink_master={master}", "--flink_submit_uber_jar",
                 f"--parallelism={parallelism}"] + portable

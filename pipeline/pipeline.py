@@ -133,11 +133,13 @@ def _ingest(config: PipelineConfig) -> _Ingest:
         example_gen = tfx.components.CsvExampleGen(**arguments)
     elif ingestion.input_format == "tfrecord":
         example_gen = tfx.components.ImportExampleGen(**arguments)
-    else:  # TFX's own Parquet executor, no conversion step of ours
-        from tfx.components.example_gen.custom_executors import parquet_executor  # pylint: disable=g-import-not-at-top
+    else:  # FileBasedExampleGen with TFX's Parquet reading, zeros kept (parquet_example_gen)
+        from tfx.components import FileBasedExampleGen  # pylint: disable=g-import-not-at-top
         from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
-        example_gen = tfx.components.FileBasedExampleGen(
-            custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor),
+
+        from drgrad.pipeline import parquet_example_gen  # pylint: disable=g-import-not-at-top
+        example_gen = FileBasedExampleGen(
+            custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),
             **arguments)
     return _Ingest(span_for_date, example_gen)
 

@@ -149,8 +149,11 @@ def run_fn(fn_args):
     check_finite_weights(model)
 
     raw_spec = tft_output.raw_feature_spec()
+    # A request carries the features only: not the labels, nor other logged columns (a
+    # timestamp) that the dataset names no feature and preprocessing_fn does not read.
+    features = config["transform"]["categorical"] + config["transform"]["numeric"]
     export_saved_model(model, tft_output.transform_features_layer(),
-                       {name: spec for name, spec in raw_spec.items() if name not in tasks},
+                       {name: raw_spec[name] for name in features},
                        tasks, fn_args.serving_model_dir,
                        label_feature_spec={task: raw_spec[task] for task in tasks})
     write_warmup_requests(fn_args.serving_model_dir, config["model_name"])

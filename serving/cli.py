@@ -2,6 +2,7 @@
 
     drgrad serve --model-base runs/demo/serving --rest-port 8501 --grpc-port 8500
     drgrad predict --server grpc://127.0.0.1:8500 --model census --input rows.jsonl
+    drgrad serve --model-base /srv/drgrad/serving --k8s-manifests k8s/   # serving/k8s.py
 
 Nothing heavy is imported until a handler runs, and nothing from `model/` ever is.
 """
@@ -35,6 +36,7 @@ def register(subparsers):
     serve.add_argument("--ready-file", default=None,
                        help="write {'rest_port', 'grpc_port', 'pid'} JSON here once serving")
     _add_limit_flags(serve)
+    _add_k8s_flags(serve)
     serve.set_defaults(func=_serve)
 
     predict = subparsers.add_parser(
@@ -87,7 +89,61 @@ def _add_limit_flags(parser):
                            help=f"{_LIMIT_HELP[field.name]} (default {field.default})")
 
 
+def _add_k8s_flags(parser):
+    """`--k8s-manifests DIR`: write Kubernetes manifests for the official image, serve nothing."""
+    from drgrad.serving import k8s  # pylint: disable=g-import-not-at-top
+
+    group = parser.add_argument_group(
+        "Kubernetes (serving/k8s/README.md)",
+        "with --k8s-manifests DIR: write deployment.yaml, service.yaml, hpa.yaml (and pvc.yaml) "
+        "for tensorflow/serving on --model-base (mounted at its own absolute path, so "
+        "models.config is read unchanged), then exit")
+    group.add_argument("--k8s-manifests", default=None, metavar="DIR",
+                       help="write the manifests here instead of serving")
+    group.add_argument("--k8s-name", default="drgrad-serving",
+                       help="Deployment / Service / autoscaler name (default drgrad-serving)")
+    group.add_argument("--k8s-namespace", default=None, help="namespace (default: none set)")
+    group.add_argument("--image", default=k8s.DEFAULT_IMAGE,
+                       help=f"TF Serving image (default {k8s.DEFAULT_IMAGE})")
+    group.add_argument("--replicas", type=_positive(int), default=2,
+                       help="initial and minimum replicas (default 2)")
+    group.add_argument("--max-replicas", type=_positive(int), default=8,
+                       help="autoscaler maximum (default 8)")
+    group.add_argument("--volume", choices=k8s.VOLUMES, default="pvc",
+                       help="model base volume: a ReadWriteMany PersistentVolumeClaim (default) "
+                            "or the node's hostPath (single-node clusters)")
+    group.add_argument("--storage", default="10Gi", help="claim size (default 10Gi)")
+    group.add_argument("--storage-class", default=None,
+                       help="claim storage class (default: the cluster's)")
+    for flag, default in (("cpu-request", "1"), ("memory-request", "2Gi"),
+                          ("cpu-limit", "2"), ("memory-limit", "4Gi")):
+        group.add_argument(f"--{flag}", default=default, help=f"container {flag} (default "
+                                                               f"{default})")
+    group.add_argument("--target-cpu-percent", type=_positive(int), default=70,
+                       help="autoscaler CPU utilization target, %% of the request (default 70)")
+
+
+def _write_k8s(args):
+    from drgrad.serving import k8s  # pylint: disable=g-import-not-at-top
+
+    if args.model_name is not None:
+        raise ValueError("--model-name does not apply to --k8s-manifests: TF Serving serves "
+                         "every model of models.config")
+    paths = k8s.write_manifests(
+        args.model_base, args.k8s_manifests, name=args.k8s_name, namespace=args.k8s_namespace,
+        image=args.image, replicas=args.replicas, max_replicas=args.max_replicas,
+        volume=args.volume, storage=args.storage, storage_class=args.storage_class,
+        cpu_request=args.cpu_request, memory_request=args.memory_request,
+        cpu_limit=args.cpu_limit, memory_limit=args.memory_limit,
+        target_cpu_percent=args.target_cpu_percent)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def _serve(args):
+    if args.k8s_manifests is not None:
+        return _write_k8s(args)
     import logging  # pylint: disable=g-import-not-at-top
     import signal  # pylint: disable=g-import-not-at-top
 

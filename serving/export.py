@@ -30,6 +30,7 @@ import shutil
 import time
 import uuid
 
+import numpy as np
 import tensorflow as tf
 
 from drgrad.serving import model_config as model_config_lib
@@ -58,12 +59,22 @@ def _check_feature_spec(spec, what):
         if not isinstance(feature, tf.io.FixedLenFeature):
             raise ValueError(f"{what}[{name!r}] must be a tf.io.FixedLenFeature, got "
                              f"{type(feature).__name__}")
-        if list(feature.shape) != []:
-            raise ValueError(f"{what}[{name!r}] must be a scalar feature (shape []), got "
-                             f"{list(feature.shape)}")
+        if list(feature.shape) not in ([], [1]):
+            raise ValueError(f"{what}[{name!r}] must be a scalar feature (shape [], or [1] as "
+                             f"TFX's SchemaGen infers it), got {list(feature.shape)}")
         if feature.dtype not in _RAW_DTYPES:
             raise ValueError(f"{what}[{name!r}] has dtype {feature.dtype.name}; expected one of "
                              f"{[d.name for d in _RAW_DTYPES]}")
+
+
+def _scalar_spec(spec):
+    """`spec` with every feature parsed as one scalar per example (shape [])."""
+    def scalar_default(feature):
+        if feature.default_value is None or list(feature.shape) == []:
+            return feature.default_value
+        return np.asarray(feature.default_value).reshape(()).item()
+    return {name: tf.io.FixedLenFeature([], f.dtype, scalar_default(f))
+            for name, f in spec.items()}
 
 
 def _check_tasks(tasks):
@@ -90,12 +101,21 @@ class _ServingModule(tf.Module):
         if isinstance(transform, tf.Module):
             self.transform_layer = transform   # tracked: TFT vocabularies etc. travel
         self._transform = transform
-        self._raw_spec = dict(raw_feature_spec)
-        self._label_spec = dict(label_feature_spec or {})
+        # Requests carry one value per example whatever the declared shape; a feature the
+        # transform expects as [B, 1] (SchemaGen's inferred shape [1]) is reshaped to it.
+        self._one_column = {name for name, f in {**raw_feature_spec,
+                                                 **(label_feature_spec or {})}.items()
+                            if list(f.shape) == [1]}
+        self._raw_spec = _scalar_spec(raw_feature_spec)
+        self._label_spec = _scalar_spec(label_feature_spec or {})
         self._tasks = list(tasks)
 
     def transformed(self, raw):
-        return self._transform(raw) if self._transform is not None else dict(raw)
+        if self._transform is None:
+            return dict(raw)
+        return self._transform({name: tf.reshape(value, [-1, 1])
+                                if name in self._one_column else value
+                                for name, value in raw.items()})
 
     def predict(self, raw):
         outputs = self.model(self.transformed(raw), training=False)
@@ -155,8 +175,9 @@ def export_saved_model(model, transform, raw_feature_spec, tasks, export_dir,
       transform: callable (a TFT `transform_features_layer()` or a Keras preprocessing layer)
         mapping raw feature tensors to model inputs; None when the model takes raw features.
         A `tf.Module` transform is tracked, so its assets (vocabularies) are saved too.
-      raw_feature_spec: `{name: tf.io.FixedLenFeature([], dtype[, default_value])}` of the raw
-        features a request carries (labels excluded); dtype int64, float32 or string.
+      raw_feature_spec: `{name: tf.io.FixedLenFeature([] or [1], dtype[, default_value])}` of
+        the raw features a request carries (labels excluded), one value per example; dtype
+        int64, float32 or string.
       tasks: task names; the outputs of every signature, primary first.
       export_dir: where to write; must not exist yet (or be empty).
       label_feature_spec: optional `{label: FixedLenFeature}` parsed by `transform_features`
