@@ -23,6 +23,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path, title=None):
+    """Titles (if given), lays out, writes `path` (110 dpi) and closes the figure."""
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _smooth(values, window=9):
     if len(values) < window:
         return values
@@ -65,11 +75,7 @@ def auc_curves(path, cells, tasks, title):
         axes[0, k].set_xlabel("epoch")
         axes[0, k].grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def _stat_cells(cells):
@@ -108,11 +114,7 @@ def gradient_figure(path, stats_by_cell, tasks, title):
     for p in range(len(panels), rows * columns):
         axes[p // columns, p % columns].axis("off")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title + " (seed 0, moving average of 9 logged steps)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title + " (seed 0, moving average of 9 logged steps)")
 
 
 def mu_figure(path, stats_by_cell, title):
@@ -131,11 +133,7 @@ def mu_figure(path, stats_by_cell, title):
     ax.set_title("updater: μ′ (T1′) and μ″ (T1″)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def sweep_figure(path, results, tasks):
@@ -170,10 +168,7 @@ def sweep_figure(path, results, tasks):
                      fontsize=9)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def make_figures(out, results, tasks):

@@ -169,12 +169,17 @@ def main(argv=None):
     for scheme in ("grpc", "rest"):
         report[f"overhead_ms_{scheme}_batch1"] = (
             report["server"][f"{scheme}/clients1"]["p50_ms"] - in_process_1)
+    print_report(report, args.json)
+    return 0
+
+
+def print_report(report, json_path=None):
+    """Prints the report as JSON, and writes it to `json_path` when given."""
     text = json.dumps(report, indent=2)
     print(text)
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             f.write(text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -323,11 +323,7 @@ def main(argv=None):
     finally:
         process.terminate()
         process.wait(timeout=60)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text)
+    serving_latency.print_report(report, args.json)
     return 0
 
 

@@ -122,7 +122,6 @@ def _add_daily_args(parser):
                         help="daily runs: train from scratch instead of from the blessed model")
 
 
-
 def register(subparsers):
     """Adds `drgrad pipeline {run,backfill,compile,training-job}`."""
     parser = subparsers.add_parser(

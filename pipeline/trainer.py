@@ -115,6 +115,7 @@ def run_fn(fn_args):
 
     from drgrad.model import build_model
     from drgrad.serving.export import export_saved_model, write_warmup_requests
+    from drgrad.training.callbacks import strategy_callbacks
 
     config = _check_config(fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -139,7 +140,7 @@ def run_fn(fn_args):
     logging.info("warm start: %s", record)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                 update_freq="epoch"),
-                 tf.keras.callbacks.TerminateOnNaN()]
+                 tf.keras.callbacks.TerminateOnNaN()] + strategy_callbacks(model)
     if train_steps:
         model.fit(train, epochs=1, steps_per_epoch=train_steps, validation_data=evaluation,
                   validation_steps=fn_args.eval_steps, callbacks=callbacks, verbose=2)

@@ -4,6 +4,9 @@ TFX's `ExampleValidator` records anomalies but never fails, so on its own a bad 
 column of the wrong type, a missing label column) would flow into Transform, Trainer and maybe
 the Pusher. The gate reads the `ExampleAnomalies` artifact and
 
+* raises `DataValidationError` naming the span and the split when a split of the examples has
+  no examples at all (TFDV finds no anomaly in empty statistics, so an empty span would
+  otherwise reach Transform);
 * raises `DataValidationError` naming the span, the split and each anomaly when any split has
   one (the run fails before Transform; nothing is trained or pushed);
 * otherwise republishes the schema as its `validated_schema` output.
@@ -59,6 +62,24 @@ def read_anomalies(anomalies_artifact, ignored_splits=()) -> Dict[str, List[str]
     return found
 
 
+def empty_splits(examples_artifact, ignored_splits=()) -> List[str]:
+    """Split names of an `Examples` artifact whose files hold no example (e.g. a span whose
+    CSVs are only a header)."""
+    import tensorflow as tf
+
+    empty = []
+    for split in artifact_utils.decode_split_names(examples_artifact.split_names):
+        if split in ignored_splits:
+            continue
+        pattern = os.path.join(artifact_utils.get_split_uri([examples_artifact], split), "*")
+        files = tf.io.gfile.glob(pattern)
+        # ExampleGen writes gzipped TFRecords; reading one record is enough.
+        if not files or not any(True for _ in tf.data.TFRecordDataset(
+                files, compression_type="GZIP").take(1)):
+            empty.append(split)
+    return empty
+
+
 def _span(examples) -> int:
     """An Examples artifact's span (TFX 1.16 ExampleGen records it as a custom property)."""
     if examples.has_custom_property("span"):
@@ -67,7 +88,7 @@ def _span(examples) -> int:
 
 
 class Executor(base_executor.BaseExecutor):
-    """Fails on anomalies; otherwise copies the schema to `validated_schema`."""
+    """Fails on an empty split or on anomalies; otherwise republishes the schema."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
@@ -75,8 +96,15 @@ class Executor(base_executor.BaseExecutor):
         import tensorflow as tf
 
         anomalies = artifact_utils.get_single_instance(input_dict["anomalies"])
-        ignored = exec_properties.get("ignored_splits") or ""
-        found = read_anomalies(anomalies, ignored_splits=tuple(filter(None, ignored.split(","))))
+        ignored = tuple(filter(None, (exec_properties.get("ignored_splits") or "").split(",")))
+        for examples in input_dict.get("examples") or ():
+            empty = empty_splits(examples, ignored_splits=ignored)
+            if empty:
+                raise DataValidationError(
+                    f"data span {_span(examples)} has no examples in split(s) "
+                    f"{', '.join(sorted(empty))} (artifact {examples.uri}); the pipeline stops "
+                    "before Transform, nothing is trained or pushed")
+        found = read_anomalies(anomalies, ignored_splits=ignored)
         if found:
             span = "?"
             if input_dict.get("examples"):

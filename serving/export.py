@@ -56,10 +56,11 @@ def _check_feature_spec(spec, what):
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"{what}: feature name {name!r} is not a valid signature input name "
                              f"(letters, digits, '_', '.', '-')")
-        if not isinstance(feature, tf.io.FixedLenFeature):
-            raise ValueError(f"{what}[{name!r}] must be a tf.io.FixedLenFeature, got "
+        if not isinstance(feature, (tf.io.FixedLenFeature, tf.io.VarLenFeature)):
+            raise ValueError(f"{what}[{name!r}] must be a tf.io.FixedLenFeature (or a "
+                             f"VarLenFeature: a feature examples may lack), got "
                              f"{type(feature).__name__}")
-        if list(feature.shape) not in ([], [1]):
+        if isinstance(feature, tf.io.FixedLenFeature) and list(feature.shape) not in ([], [1]):
             raise ValueError(f"{what}[{name!r}] must be a scalar feature (shape [], or [1] as "
                              f"TFX's SchemaGen infers it), got {list(feature.shape)}")
         if feature.dtype not in _RAW_DTYPES:
@@ -68,13 +69,22 @@ def _check_feature_spec(spec, what):
 
 
 def _scalar_spec(spec):
-    """`spec` with every feature parsed as one scalar per example (shape [])."""
+    """`spec` with every fixed-length feature parsed as one scalar per example (shape []);
+    a VarLenFeature (a feature an example may lack) stays one, parsed as a SparseTensor."""
     def scalar_default(feature):
         if feature.default_value is None or list(feature.shape) == []:
             return feature.default_value
         return np.asarray(feature.default_value).reshape(()).item()
-    return {name: tf.io.FixedLenFeature([], f.dtype, scalar_default(f))
+    return {name: f if isinstance(f, tf.io.VarLenFeature)
+            else tf.io.FixedLenFeature([], f.dtype, scalar_default(f))
             for name, f in spec.items()}
+
+
+def _present_in_every_row(values):
+    """A dense ``[B]`` tensor as the ``[B, 1]`` SparseTensor of a VarLenFeature."""
+    rows = tf.range(tf.shape(values, out_type=tf.int64)[0])
+    return tf.SparseTensor(indices=tf.stack([rows, tf.zeros_like(rows)], axis=1), values=values,
+                           dense_shape=tf.stack([tf.size(rows, out_type=tf.int64), 1]))
 
 
 def _check_tasks(tasks):
@@ -103,9 +113,11 @@ class _ServingModule(tf.Module):
         self._transform = transform
         # Requests carry one value per example whatever the declared shape; a feature the
         # transform expects as [B, 1] (SchemaGen's inferred shape [1]) is reshaped to it.
-        self._one_column = {name for name, f in {**raw_feature_spec,
-                                                 **(label_feature_spec or {})}.items()
-                            if list(f.shape) == [1]}
+        features = {**raw_feature_spec, **(label_feature_spec or {})}
+        self._one_column = {name for name, f in features.items()
+                            if isinstance(f, tf.io.FixedLenFeature) and list(f.shape) == [1]}
+        self._optional = {name for name, f in features.items()
+                          if isinstance(f, tf.io.VarLenFeature)}
         self._raw_spec = _scalar_spec(raw_feature_spec)
         self._label_spec = _scalar_spec(label_feature_spec or {})
         self._tasks = list(tasks)
@@ -113,9 +125,16 @@ class _ServingModule(tf.Module):
     def transformed(self, raw):
         if self._transform is None:
             return dict(raw)
-        return self._transform({name: tf.reshape(value, [-1, 1])
-                                if name in self._one_column else value
+        return self._transform({name: self._as_declared(name, value)
                                 for name, value in raw.items()})
+
+    def _as_declared(self, name, value):
+        """One raw feature in the form the transform was traced with."""
+        if name in self._one_column:
+            return tf.reshape(value, [-1, 1])
+        if name in self._optional and not isinstance(value, tf.SparseTensor):
+            return _present_in_every_row(value)  # predict_raw: every request row has it
+        return value
 
     def predict(self, raw):
         outputs = self.model(self.transformed(raw), training=False)

@@ -23,7 +23,8 @@ TINY = {
 }
 STRATEGY_ARGS = {"igbv2": {"warmup_steps": 1}}
 STRATEGIES = ("equal_weight", "drgrad", "pcgrad", "cagrad", "nash_mtl", "adatask", "igbv2",
-              "gradcraft")
+              "gradcraft", "uncertainty", "dwa", "mgda", "pcgrad_plus", "gradvac", "imtl",
+              "dbmtl", "metabalance")
 SPLIT_BACKBONES = ("split_mmoe",)
 
 

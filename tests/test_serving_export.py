@@ -102,7 +102,7 @@ def test_export_is_hermetic_after_the_transform_is_gone(exported, tmp_path):
     ({"tasks": ["ctr", "image_bytes"]}, ValueError, "_bytes"),
     ({"raw_feature_spec": {"bad name": tf.io.FixedLenFeature([], tf.float32)}}, ValueError,
      "valid signature input name"),
-    ({"raw_feature_spec": {"x": tf.io.VarLenFeature(tf.float32)}}, ValueError,
+    ({"raw_feature_spec": {"x": tf.io.RaggedFeature(tf.float32)}}, ValueError,
      "FixedLenFeature"),
     ({"raw_feature_spec": {"x": tf.io.FixedLenFeature([2], tf.float32)}}, ValueError,
      "scalar"),
@@ -267,3 +267,34 @@ def test_exported_drgrad_model_has_no_router_ops(tmp_path):
     got = tf.saved_model.load(export_dir).signatures["predict_raw"](**fx.rows_to_tensors(rows))
     for task in fx.TASKS:
         np.testing.assert_allclose(got[task].numpy(), expected[task], atol=1e-5)
+
+
+def test_schema_gen_shapes_and_optional_features_serve_one_value_per_row(tmp_path):
+    """SchemaGen declares features [1]-shaped, or VarLen when examples may lack them: the
+    signatures still take one value per row, and an example without the optional feature is
+    served with it missing (the transform sees an empty sparse row)."""
+    class Transform(tf.Module):
+        def __call__(self, raw):
+            assert raw["x"].shape.as_list() == [None, 1] and isinstance(raw["c"], tf.SparseTensor)
+            bonus = tf.sparse.to_dense(tf.sparse.reorder(raw["c"]), default_value=-1.0)
+            return {"x": tf.reshape(raw["x"], [-1]) + tf.reshape(bonus, [-1])}
+
+    inputs = {"x": tf.keras.Input([], name="x")}
+    model = tf.keras.Model(inputs, {"t": tf.keras.layers.Activation("sigmoid")(inputs["x"])})
+    export_dir = str(tmp_path / "m")
+    raw_spec = {"x": tf.io.FixedLenFeature([1], tf.float32), "c": tf.io.VarLenFeature(tf.float32)}
+    export_lib.export_saved_model(model, Transform(), raw_spec, ["t"], export_dir)
+    loaded = tf.saved_model.load(export_dir)
+    raw = loaded.signatures["predict_raw"](x=tf.constant([0.5, 1.0]), c=tf.constant([2.0, 0.0]))
+    np.testing.assert_allclose(raw["t"].numpy(), 1 / (1 + np.exp(-np.array([2.5, 1.0]))),
+                               rtol=1e-6)
+
+    def example(**values):
+        return tf.train.Example(features=tf.train.Features(feature={
+            k: tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
+            for k, v in values.items()})).SerializeToString()
+
+    served = loaded.signatures["serving_default"](examples=tf.constant(
+        [example(x=0.5, c=2.0), example(x=1.0)]))
+    np.testing.assert_allclose(served["t"].numpy(), 1 / (1 + np.exp(-np.array([2.5, 0.0]))),
+                               rtol=1e-6)

@@ -1,5 +1,6 @@
-"""Training callbacks: exact-AUC early stopping and TensorBoard logging of strategy statistics
-(the DRGrad paper's Figs. 4–7 quantities: ξ, λ, μ, task-gradient cosines and norm ratios)."""
+"""Training callbacks: exact-AUC early stopping, TensorBoard logging of strategy statistics
+(the DRGrad paper's Figs. 4–7 quantities: ξ, λ, μ, task-gradient cosines and norm ratios) and
+the strategies' epoch-end hook."""
 import math
 
 import numpy as np
@@ -110,3 +111,17 @@ class StrategyStatsLogger(tf.keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
+
+
+class StrategyEpochEnd(tf.keras.callbacks.Callback):
+    """Calls ``model.strategy.on_epoch_end(epoch)`` after every epoch (e.g. DWA's epoch-level
+    loss ratios; see `drgrad.model.strategies.base`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        del logs
+        self.model.strategy.on_epoch_end(epoch)
+
+
+def strategy_callbacks(model):
+    """The callbacks ``model.strategy`` needs in ``model.fit`` (none for most strategies)."""
+    return [StrategyEpochEnd()] if model.strategy.needs_epoch_end else []

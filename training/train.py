@@ -90,7 +90,7 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     from drgrad.model.builder import build_model  # pylint: disable=g-import-not-at-top
     from drgrad.training.run_dir import save_trained  # pylint: disable=g-import-not-at-top
     from drgrad.training.callbacks import (  # pylint: disable=g-import-not-at-top
-        AUCEarlyStopping, StrategyStatsLogger, evaluate_auc)
+        AUCEarlyStopping, StrategyStatsLogger, evaluate_auc, strategy_callbacks)
 
     started = time.time()
     described = data.specs.get_dataset(dataset)
@@ -144,7 +144,7 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
                                        profile_batch=0),
         tf.keras.callbacks.ModelCheckpoint(
             os.path.join(out_dir, "checkpoints", "epoch-{epoch:02d}"), save_weights_only=True),
-    ]
+    ] + strategy_callbacks(model)
     history = model.fit(train_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
     epochs_run = len(history.history.get("loss", []))
 

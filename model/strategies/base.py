@@ -12,8 +12,9 @@ gradient (embedding gradients stay `tf.IndexedSlices`). Then there is one
 The hooks, in the order `train_step` calls them:
 
 1. ``loss_weights(task_losses, alpha) -> {task: scalar}``: inside the tape. Loss-weighting
-      methods (IGBv2, uncertainty, DWA) return their weights here (treat them as constants:
-      `tf.stop_gradient`). Default: the configured per-task weights ``alpha``.
+      methods (IGBv2, DWA, DB-MTL) return their weights here (treat them as constants:
+      `tf.stop_gradient`), except learned loss scales (below), whose weights must stay
+      differentiable. Default: the configured per-task weights ``alpha``.
 2. Gradients. Let ``groups`` = `self.groups`. The model computes
       * ``summed[group]``: gradient of the total loss for each variable of the group;
       * if `self.needs_task_gradients`: ``per_task[task][group]``: gradient of ``w_t * L_t`` alone
@@ -51,6 +52,23 @@ State (accumulators, EMAs, step counters) lives in non-trainable `tf.Variable`s 
 ``build(model)`` (called once, eagerly, after the backbone is built and before any
 `tf.function` trace) through `self.add_state(...)`; the model tracks the strategy, so its
 state is checkpointed with the weights. Python attributes do not survive tracing.
+
+Learned loss scales (uncertainty weighting, IMTL-L). `self.add_loss_scale(...)` in ``build``
+creates a TRAINABLE variable: it is one of the model's ``trainable_variables``, so the
+model's ordinary summed-loss gradient and single optimizer update train it, with no extra
+hook. Its gradient comes from the total loss: through the weights ``loss_weights`` returns
+(not stopped), plus any term that is not a multiple of a task loss (Kendall's ``+ s``,
+IMTL's ``- s``), registered once in ``build`` as a Keras callable loss,
+``self.add_loss(lambda: ...)``. The model adds ``self.losses`` to the total (as it does
+for weight regularizers), so that term is part of the reported loss and of the
+regularization gradient. A strategy that creates no loss scale leaves the model's
+trainable variables, losses and traced step exactly as before.
+
+Epoch-end hook (DWA). A strategy with `needs_epoch_end` gets ``on_epoch_end(epoch)``
+called eagerly after every Keras epoch by `drgrad.training.callbacks.StrategyEpochEnd`,
+which `drgrad.training.callbacks.strategy_callbacks(model)` returns for it (the trainers add
+those; a user calling ``model.fit`` directly adds them too). Per-epoch sums are kept in
+state updated by ``after_apply``; the hook only moves them along (assigns, no tracing).
 
 Groups named by one strategy must be disjoint (the model checks). Per-task gradients of a
 group that holds embedding tables are `IndexedSlices`; strategies that flatten gradients
@@ -111,8 +129,8 @@ class GradientStrategy(tf.keras.layers.Layer):
     returned by `get_config` so a `ModelConfig` can rebuild the strategy.
 
     A strategy is a Keras layer only so that the model tracks its state like any layer's
-    weights (checkpoints, ``.keras`` files, ``model.non_trainable_weights``); it is never
-    called on tensors.
+    weights (checkpoints, ``.keras`` files, ``model.non_trainable_weights``, and the
+    trainable loss scales of `add_loss_scale`); it is never called on tensors.
     """
 
     #: Variable groups (names declared by the backbone) this strategy transforms.
@@ -121,9 +139,13 @@ class GradientStrategy(tf.keras.layers.Layer):
     needs_task_gradients: bool = False
     #: Whether the strategy updates its groups itself (`apply_updates`) instead of the optimizer.
     applies_own_updates: bool = False
+    #: Whether `on_epoch_end` must be called after every epoch (see `strategy_callbacks`).
+    needs_epoch_end: bool = False
 
     def __init__(self, name=None, **kwargs):
-        super().__init__(name=name, trainable=False, **kwargs)
+        # A trainable layer, so that loss scales (`add_loss_scale`) reach the model's
+        # trainable variables; `add_state` variables are non-trainable either way.
+        super().__init__(name=name, trainable=True, **kwargs)
 
     # -- set-up ------------------------------------------------------------------------------
     def build(self, model):  # pylint: disable=arguments-renamed
@@ -140,6 +162,12 @@ class GradientStrategy(tf.keras.layers.Layer):
     def add_state(self, name, shape=(), dtype=tf.float32, initial_value=0.0):
         """Creates a non-trainable state variable (checkpointed and saved with the model)."""
         return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
+                               initializer=tf.keras.initializers.Constant(initial_value))
+
+    def add_loss_scale(self, name, shape=(), initial_value=0.0):
+        """Creates a TRAINABLE variable (a learned loss scale): trained by the model's optimizer
+        from the gradient of the total loss (see the module docstring)."""
+        return self.add_weight(name=name, shape=shape, dtype=tf.float32, trainable=True,
                                initializer=tf.keras.initializers.Constant(initial_value))
 
     def stat_names(self, tasks):
@@ -165,6 +193,10 @@ class GradientStrategy(tf.keras.layers.Layer):
     def after_apply(self, inputs: StrategyInputs, grads):
         """Post-update state changes, run only on applied (finite) steps. Default: nothing."""
         del inputs, grads
+
+    def on_epoch_end(self, epoch):
+        """Called eagerly after every epoch if `needs_epoch_end`. Default: nothing."""
+        del epoch
 
     # -- representation routing (optional) ----------------------------------------------------
     @property
@@ -229,6 +261,11 @@ def split_by_groups(vector, inputs, groups):
         out[group] = parts[start:start + n]
         start += n
     return out
+
+
+def stack_task_losses(task_losses):
+    """``{task: scalar}`` -> float32 ``[K]`` in dict (task) order."""
+    return tf.stack([tf.cast(task_losses[t], tf.float32) for t in task_losses])
 
 
 def count_conflicting_pairs(grads):

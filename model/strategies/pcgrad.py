@@ -45,6 +45,19 @@ def random_task_orders(num_tasks, seed, step):
     return tf.argsort(noise, axis=1, stable=True)
 
 
+def task_gradients_and_orders(grads, orders=None):
+    """Checks ``grads`` is ``[K, d]`` with a static K; returns ``(grads, K, orders)`` where
+    ``orders[i]`` is the order task i visits the others in (default ``0 .. K-1``). Shared by the
+    projection methods (PCGrad, PCGrad+, GradVac)."""
+    grads = tf.convert_to_tensor(grads)
+    if grads.shape.rank != 2 or grads.shape[0] is None:
+        raise ValueError(f"grads must be [K, d] with a static K, got shape {grads.shape}")
+    k = grads.shape[0]
+    if orders is None:
+        orders = tf.tile(tf.range(k)[tf.newaxis, :], [k, 1])
+    return grads, k, tf.cast(orders, tf.int32)
+
+
 def pcgrad_project(grads, orders=None):
     """Projects each task gradient against the (original) gradients it conflicts with.
 
@@ -56,13 +69,7 @@ def pcgrad_project(grads, orders=None):
     Returns:
         ``[K, d]``: the projected gradients ``g_i^PC``.
     """
-    grads = tf.convert_to_tensor(grads)
-    if grads.shape.rank != 2 or grads.shape[0] is None:
-        raise ValueError(f"grads must be [K, d] with a static K, got shape {grads.shape}")
-    k = grads.shape[0]
-    if orders is None:
-        orders = tf.tile(tf.range(k)[tf.newaxis, :], [k, 1])
-    orders = tf.cast(orders, tf.int32)
+    grads, k, orders = task_gradients_and_orders(grads, orders)
     sq_norms = tf.reduce_sum(tf.square(grads), axis=1)
     projected = []
     for i in range(k):
