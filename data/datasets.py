@@ -38,7 +38,8 @@ STREAM_EVAL_FRACTION = 0.1
 
 def _loader(name: str):
     """``(spec, loader module)`` of a built-in dataset (its file's `source.loader`)."""
-    from drgrad.data import byterec, census, movielens, synthetic  # pylint: disable=g-import-not-at-top
+    # pylint: disable-next=g-import-not-at-top
+    from drgrad.data import byterec, census, movielens, synthetic
     dataset = get_dataset(name)
     if dataset.source.loader is None:
         raise ValueError(f"{dataset.where} has no built-in loader: its source.path is read as "

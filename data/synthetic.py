@@ -22,10 +22,10 @@ Common to both generators:
 `paper` generator, exactly as printed: ``label1 = 10 * sum_j f_j(x) + N(0.01, 0.002)`` and
 ``label2 = cos(theta) * label1 + N(0.01, 0.002)``, N(mean, variance). The printed formula leaves
 the sum over features, the axis of the norms and the place of the noise implicit; this code sums
-the 32 terms, takes the norms over each row and adds the noise outside the factor 10. Finding (docs/REFERENCE.md,
-checked by tests/test_data_synthetic.py): the noise is tiny next to label1's spread, so after
-binarizing at the median, label2 with cos(theta) < 0 is NOT label1 on every row (docs/REFERENCE.md;
-with this code and seed 0: all but 12 of the 100,000 train rows, those whose label1 lies within
+the 32 terms, takes the norms over each row and adds the noise outside the factor 10.
+Finding (docs/REFERENCE.md, checked by tests/test_data_synthetic.py): the noise is tiny next to
+label1's spread, so after binarizing at the median, label2 with cos(theta) < 0 is NOT label1 on
+every row (docs/REFERENCE.md; with this code and seed 0: all but 12 of the 100,000 train rows, those whose label1 lies within
 the noise of the median). The "conflict" regime is then a mirror image that a model learns as
 easily as cooperation (MMoE ≈ 0.930 test AUC on both tasks in both regimes, docs/REFERENCE.md); it
 is kept for fidelity, not for benchmarks.

@@ -5,8 +5,8 @@ import os as _os
 # tensorflow-recommenders require it, and the choice is fixed at the first TensorFlow import.
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-# Light at import time (`drgrad --help` imports drgrad.training.cli): TensorFlow loads only when one of
-# the names below is first used (PEP 562).
+# Light at import time (`drgrad --help` imports drgrad.training.cli): TensorFlow loads only when
+# one of the names below is first used (PEP 562).
 from drgrad.model.config import PRESETS, FeatureConfig, ModelConfig  # noqa: E402
 
 __all__ = ["FeatureConfig", "ModelConfig", "PRESETS", "build_model", "MultiTaskModel"]

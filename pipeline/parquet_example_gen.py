@@ -41,8 +41,9 @@ def row_to_example(row: Dict[str, Any]) -> example_pb2.Example:
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(example_pb2.Example)
-def _ParquetToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
-                      split_pattern: str) -> beam.pvalue.PCollection:
+def _ParquetToExample(  # pylint: disable=invalid-name
+        pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+        split_pattern: str) -> beam.pvalue.PCollection:
     import os  # pylint: disable=g-import-not-at-top
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
                            split_pattern)

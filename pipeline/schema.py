@@ -2,7 +2,7 @@
 
 `data/schemas/<dataset>/schema.pbtxt` is committed and read by `ImportSchemaGen`; the
 ExampleValidator checks every span against it. It is generated from the spec (one source of
-truth for names and types) by `python -m pipeline.schema DATASET [OUT]` and then kept under
+truth for names and types) by `python -m drgrad.pipeline.schema DATASET [OUT]` and then kept under
 review like code. What it enforces, and why:
 
 * every feature and label column is present in every example, exactly one value (`shape {}`),
@@ -52,7 +52,7 @@ def schema_text(spec) -> str:
     from google.protobuf import text_format
 
     header = (f"# Curated TFDV schema of the {spec.name!r} dataset (pipeline/schema.py).\n"
-              f"# Regenerate: python -m pipeline.schema {spec.name} "
+              f"# Regenerate: python -m drgrad.pipeline.schema {spec.name} "
               f"data/schemas/{spec.name}/schema.pbtxt\n")
     return header + text_format.MessageToString(curated_schema(spec))
 
@@ -62,7 +62,7 @@ def main(argv=None):
 
     argv = sys.argv[1:] if argv is None else argv
     if not 1 <= len(argv) <= 2:
-        print("usage: python -m pipeline.schema DATASET [OUT]", file=sys.stderr)
+        print("usage: python -m drgrad.pipeline.schema DATASET [OUT]", file=sys.stderr)
         return 2
     spec = get_spec(argv[0])
     text = schema_text(spec)

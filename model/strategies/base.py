@@ -25,8 +25,8 @@ The hooks, in the order `train_step` calls them:
 3. ``combine(inputs: StrategyInputs) -> (grads, stats)``: ``grads`` is ``{group: [gradient per
       variable]}`` for every group in `self.groups` (same order as ``inputs.variables[group]``);
       ``stats`` is ``{name: float32 scalar}`` with names from `stat_names()` (logged to
-      TensorBoard by `drgrad.training.callbacks.StrategyStatsLogger`). Pure TF ops only (it runs under
-      `tf.function`; XLA optional).
+      TensorBoard by `drgrad.training.callbacks.StrategyStatsLogger`). Pure TF ops only (it runs
+      under `tf.function`; XLA optional).
 4. The model checks every gradient and the loss for NaN/Inf; a non-finite step is skipped
       entirely (no apply, no `after_apply`) and counted in the ``skipped_steps`` metric.
 5. ``apply_updates(variables, grads)`` only if `self.applies_own_updates` (optimizer-level
