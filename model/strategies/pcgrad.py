@@ -58,13 +58,15 @@ def task_gradients_and_orders(grads, orders=None):
     return grads, k, tf.cast(orders, tf.int32)
 
 
-def pcgrad_project(grads, orders=None):
+def pcgrad_project(grads, orders=None, margin=0.0):
     """Projects each task gradient against the (original) gradients it conflicts with.
 
     Args:
         grads: float tensor ``[K, d]`` (static K), one flattened gradient per task.
         orders: optional int tensor ``[K, K]``; row ``i`` is the order in which task ``i`` visits
             the others (the entry equal to ``i`` is skipped). Default ``0 .. K-1`` for all.
+        margin: a Python float >= 0; 0 is PCGrad (project onto the normal plane), > 0 projects
+            a conflicting pair to ``g_i . g_j = margin |g_i| |g_j|`` (PCGrad+).
 
     Returns:
         ``[K, d]``: the projected gradients ``g_i^PC``.
@@ -79,7 +81,9 @@ def pcgrad_project(grads, orders=None):
             g_j = tf.gather(grads, j)
             dot = tf.reduce_sum(g * g_j)
             conflict = tf.logical_and(tf.not_equal(j, i), dot < 0.0)
-            coef = tf.where(conflict, dot / tf.maximum(tf.gather(sq_norms, j), _TINY), 0.0)
+            # PCGrad+ projects past the normal plane, to dot = margin * |g| |g_j|.
+            target = dot - margin * tf.norm(g) * tf.sqrt(tf.gather(sq_norms, j)) if margin else dot
+            coef = tf.where(conflict, target / tf.maximum(tf.gather(sq_norms, j), _TINY), 0.0)
             g = g - coef * g_j
         projected.append(g)
     return tf.stack(projected)

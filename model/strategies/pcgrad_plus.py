@@ -39,30 +39,12 @@ from drgrad.model.strategies import register
 from drgrad.model.strategies.base import (count_conflicting_pairs, split_by_groups,
                                    stack_task_gradients)
 from drgrad.model.strategies.gradcraft import GradCraft, align_magnitudes
-from drgrad.model.strategies.pcgrad import random_task_orders, task_gradients_and_orders
-
-_TINY = 1e-20
-
+from drgrad.model.strategies.pcgrad import pcgrad_project, random_task_orders
 
 def project_to_positive(grads, epsilon, orders=None):
     """Step 2 above: ``[K, d] -> [K, d]``; ``orders[i]`` is task i's visiting order (default
-    ``0 .. K-1``; the entry equal to ``i`` is skipped)."""
-    grads, k, orders = task_gradients_and_orders(grads, orders)
-    norms = tf.norm(grads, axis=1)
-    projected = []
-    for i in range(k):
-        g = grads[i]
-        for p in range(k):
-            j = orders[i, p]
-            g_j = tf.gather(grads, j)
-            norm_j = tf.gather(norms, j)
-            dot = tf.reduce_sum(g * g_j)
-            conflict = tf.logical_and(tf.not_equal(j, i), dot < 0.0)
-            excess = dot - epsilon * tf.norm(g) * norm_j
-            coef = tf.where(conflict, excess / tf.maximum(tf.square(norm_j), _TINY), 0.0)
-            g = g - coef * g_j
-        projected.append(g)
-    return tf.stack(projected)
+    ``0 .. K-1``; the entry equal to ``i`` is skipped): PCGrad's projection with a margin."""
+    return pcgrad_project(grads, orders, margin=float(epsilon))
 
 
 def pcgrad_plus_combine(grads, tau=0.1, epsilon=1e-10, norms=None, orders=None):
