@@ -9,7 +9,7 @@ from drgrad.model.multitask_model import MultiTaskModel
 
 def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
                 backbone_args=None, strategy_args=None, task_weights=None, learning_rate=1e-3,
-                seed=None, compile_model=True):
+                seed=None, compile_model=True, positive_weights=None):
     """Builds (and by default compiles, with Adam) a `MultiTaskModel`.
 
     Args:
@@ -20,6 +20,7 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
       strategy: a registered strategy name ("equal_weight", "drgrad", ...).
       backbone_args, strategy_args: keyword arguments of the backbone / strategy.
       task_weights: ``{task: α}``, default 1.0 each.
+      positive_weights: ``{task: p}``: positives of that task weigh p in its loss (default 1).
       learning_rate: Adam learning rate, > 0.
       seed: if set, `tf.keras.utils.set_random_seed(seed)` before creating the weights.
       compile_model: False returns the model uncompiled (used when loading).
@@ -37,7 +38,8 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
     config = ModelConfig(feature_config=feature_config, tasks=tasks, backbone=backbone,
                          strategy=strategy, backbone_args=dict(backbone_args or {}),
                          strategy_args=dict(strategy_args or {}), task_weights=task_weights,
-                         learning_rate=float(learning_rate), seed=seed)
+                         learning_rate=float(learning_rate), seed=seed,
+                         positive_weights=positive_weights)
     model = MultiTaskModel.from_model_config(config)
     if compile_model:
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))

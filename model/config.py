@@ -120,6 +120,7 @@ class ModelConfig:
     task_weights: Optional[Dict[str, float]] = None
     learning_rate: float = 1e-3
     seed: Optional[int] = None
+    positive_weights: Optional[Dict[str, float]] = None
 
     def __post_init__(self):
         if isinstance(self.feature_config, Mapping):
@@ -131,20 +132,24 @@ class ModelConfig:
         self.strategy_args = dict(self.strategy_args or {})
         if self.task_weights is not None:
             self.task_weights = {k: float(v) for k, v in dict(self.task_weights).items()}
+        if self.positive_weights is not None:
+            self.positive_weights = {k: float(v) for k, v in dict(self.positive_weights).items()}
 
     def build_kwargs(self):
         return {"feature_config": self.feature_config, "tasks": list(self.tasks),
                 "backbone": self.backbone, "strategy": self.strategy,
                 "backbone_args": dict(self.backbone_args),
                 "strategy_args": dict(self.strategy_args), "task_weights": self.task_weights,
-                "learning_rate": self.learning_rate, "seed": self.seed}
+                "learning_rate": self.learning_rate, "seed": self.seed,
+                "positive_weights": self.positive_weights}
 
     def to_dict(self):
         return {"feature_config": self.feature_config.to_dict(), "tasks": list(self.tasks),
                 "backbone": self.backbone, "strategy": self.strategy,
                 "backbone_args": dict(self.backbone_args),
                 "strategy_args": dict(self.strategy_args), "task_weights": self.task_weights,
-                "learning_rate": self.learning_rate, "seed": self.seed}
+                "learning_rate": self.learning_rate, "seed": self.seed,
+                "positive_weights": self.positive_weights}
 
     @classmethod
     def from_dict(cls, config):

@@ -50,6 +50,19 @@ def _stat_key(name):
     return name.replace("/", "__")
 
 
+def _positive_weights(positive_weights, tasks):
+    """``{task: p}`` for every task (1.0 unless given); p finite and > 0."""
+    weights = {t: 1.0 for t in tasks}
+    for task, weight in dict(positive_weights or {}).items():
+        if task not in weights:
+            raise ValueError(f"positive_weights names unknown task {task!r}; tasks: {list(tasks)}")
+        weight = float(weight)
+        if not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"positive weight of {task!r} must be finite and > 0, got {weight}")
+        weights[task] = weight
+    return weights
+
+
 class _Forward(NamedTuple):
     """What step 1 computes under the tape."""
     logits: Dict[str, tf.Tensor]
@@ -69,11 +82,14 @@ class MultiTaskModel(tf.keras.Model):
       strategy: a `model.strategies.base.GradientStrategy`.
       tasks: task names, primary first; must equal ``backbone.tasks`` (default: those).
       task_weights: ``{task: α}`` (default 1.0 each), finite and ≥ 0.
+      positive_weights: ``{task: p}`` (default 1.0 each), finite and > 0: a positive example of
+        that task counts p times in ITS loss only (the DRGrad authors' census code weights
+        income positives ×3); metrics and the other tasks' losses keep the sample weight.
       model_config: the `ModelConfig` this model was built from (for `get_config`).
     """
 
     def __init__(self, backbone, strategy, tasks=None, task_weights=None, model_config=None,
-                 **kwargs):
+                 positive_weights=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(backbone, Backbone):
             raise ValueError(f"backbone must be a Backbone, got {type(backbone).__name__}")
@@ -93,6 +109,7 @@ class MultiTaskModel(tf.keras.Model):
             weights[task] = weight
         self.task_names = tuple(tasks)
         self.task_weights = dict(weights)
+        self.positive_weights = _positive_weights(positive_weights, tasks)
         self.model_config = model_config
         self.backbone = backbone
         self.strategy = strategy
@@ -189,19 +206,29 @@ class MultiTaskModel(tf.keras.Model):
         for task in self.task_names:
             y = tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1])
             z = tf.reshape(logits[task], [-1, 1])
-            losses[task] = self.ranking_tasks[task](y, z, sample_weight=sample_weight,
-                                                    training=training,
-                                                    compute_metrics=compute_metrics)
+            loss_weight = sample_weight
+            positive_weight = self.positive_weights[task]
+            if positive_weight != 1.0:
+                loss_weight = 1.0 + (positive_weight - 1.0) * y
+                if sample_weight is not None:
+                    loss_weight *= tf.reshape(tf.cast(sample_weight, tf.float32), [-1, 1])
+            losses[task] = self.ranking_tasks[task](y, z, sample_weight=loss_weight,
+                                                    training=training, compute_metrics=False)
+            if compute_metrics:
+                self._update_task_metrics(task, y, z, sample_weight)
         return losses
+
+    def _update_task_metrics(self, task, y, z, sample_weight):
+        """The task's AUC on ``(y, z)`` ``[B, 1]``, weighted by the sample weight only."""
+        for metric in self.ranking_tasks[task]._ranking_metrics:  # pylint: disable=protected-access
+            metric.update_state(y, z, sample_weight=sample_weight)
 
     def _update_metrics(self, labels, logits, sample_weight, total, task_losses):
         self.loss_tracker.update_state(total)
         for task in self.task_names:
             self.task_loss_trackers[task].update_state(task_losses[task])
-            y = tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1])
-            z = tf.reshape(logits[task], [-1, 1])
-            for metric in self.ranking_tasks[task]._ranking_metrics:  # pylint: disable=protected-access
-                metric.update_state(y, z, sample_weight=sample_weight)
+            self._update_task_metrics(task, tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1]),
+                                      tf.reshape(logits[task], [-1, 1]), sample_weight)
 
     # -- training ----------------------------------------------------------------------------
     def train_step(self, data):
@@ -403,7 +430,7 @@ class MultiTaskModel(tf.keras.Model):
         except TypeError as error:
             raise ValueError(f"bad strategy_args for {config.strategy!r}: {error}") from None
         return cls(backbone, strategy, tasks=config.tasks, task_weights=config.task_weights,
-                   model_config=config)
+                   positive_weights=config.positive_weights, model_config=config)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -17,7 +17,7 @@ SMALL = ["--dataset", "synthetic", "--rows", "5000", "--epochs", "3", "--batch-s
 
 def test_cli_train_drgrad_learns_and_reloads(tmp_path):
     out = str(tmp_path / "drgrad")
-    assert main(["train", *SMALL, "--out", out]) == 0
+    assert main(["train", *SMALL, "--out", out, "--positive-weight", "label1=2"]) == 0
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
     assert set(metrics["test"]) == set(metrics["val"]) == {"label1", "label2"}
@@ -34,6 +34,8 @@ def test_cli_train_drgrad_learns_and_reloads(tmp_path):
     from drgrad import data
     model, preprocessor, config = load_trained(out)
     assert config.strategy == "drgrad" and preprocessor is not None
+    assert config.positive_weights == {"label1": 2.0}
+    assert dict(model.positive_weights) == {"label1": 2.0, "label2": 1.0}
     frames = data.load_frames("synthetic", rows=5000, seed=0)
     aucs = evaluate_auc(model, preprocessor.to_dataset(frames["test"], 4096))
     for task, value in aucs.items():
@@ -57,6 +59,8 @@ def test_bad_input_is_reported_in_one_line(tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["train", *SMALL, "--out", str(tmp_path), "--parquet", "/nonexistent.parquet"]) == 1
     assert "not found" in capsys.readouterr().err
+    assert main(["train", *SMALL, "--out", str(tmp_path), "--positive-weight", "nope=3"]) == 1
+    assert "positive_weights names unknown task 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "nope", "--out", str(tmp_path)])
 

@@ -215,3 +215,22 @@ def test_bad_strategy_groups():
             MultiTaskModel(get_backbone("mmoe", FC, TASKS, **TINY), strategy)
     with pytest.raises(ValueError, match="split backbone"):
         MultiTaskModel(get_backbone("mmoe", FC, TASKS, **TINY), get_strategy("drgrad"))
+
+
+def test_positive_weight_scales_positives_in_its_task_loss_only():
+    """Logits 0 give every example BCE ln 2; with p = 3 on task a and labels a = [1, 0, 1, 0]
+    (b = [0, 0, 1, 1]) the mean loss of a is (3 + 1 + 3 + 1)·ln 2 / 4 = 2 ln 2, b keeps ln 2;
+    the AUC metric still counts every example once."""
+    model = build_model(FC, TASKS, backbone="split_mmoe", strategy="equal_weight",
+                        backbone_args=TINY, positive_weights={"a": 3})
+    labels = {"a": tf.constant([1.0, 0.0, 1.0, 0.0]), "b": tf.constant([0.0, 0.0, 1.0, 1.0])}
+    logits = {t: tf.zeros([4]) for t in TASKS}
+    losses = model._task_losses(labels, logits, None, training=False)
+    np.testing.assert_allclose(losses["a"].numpy(), 2 * np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(losses["b"].numpy(), np.log(2), rtol=1e-6)
+    auc = model.ranking_tasks["a"]._ranking_metrics[0]
+    np.testing.assert_allclose(auc.true_positives.numpy()[0], 2.0)  # not 6: unweighted
+    assert model.get_config()["model_config"]["positive_weights"] == {"a": 3.0}
+    with pytest.raises(ValueError, match="positive weight of 'b' must be finite and > 0"):
+        build_model(FC, TASKS, backbone="split_mmoe", strategy="equal_weight",
+                    backbone_args=TINY, positive_weights={"b": 0})

@@ -38,6 +38,9 @@ def register(subparsers):
                         help="strategy argument, value as JSON (e.g. gamma=2, updater='\"ema\"')")
     parser.add_argument("--backbone-arg", action="append", metavar="KEY=VALUE",
                         help="backbone argument, value as JSON (e.g. num_experts=4)")
+    parser.add_argument("--positive-weight", action="append", metavar="TASK=W",
+                        help="positives of TASK weigh W in its loss (e.g. income=3, the DRGrad "
+                             "authors' census setting); repeatable")
     parser.add_argument("--epochs", type=_positive_int, default=15)
     parser.add_argument("--batch-size", type=_positive_int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -67,5 +70,6 @@ def _train(args):
           batch_size=args.batch_size, seed=args.seed, rows=args.rows, source=args.source,
           patience=args.patience, parquet=args.parquet, learning_rate=args.learning_rate,
           embedding_dim=args.embedding_dim, data_seed=args.data_seed, log_every=args.log_every,
-          verbose=args.verbose)
+          verbose=args.verbose,
+          positive_weights=_key_values(args.positive_weight, "--positive-weight") or None)
     return 0

@@ -60,7 +60,7 @@ def _parquet_dataset(path, spec, preprocessor, batch_size, shuffle, seed):
 def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_args=None,
           strategy_args=None, epochs=15, batch_size=1024, seed=0, rows=None, source=None,
           patience=2, parquet=None, learning_rate=1e-3, embedding_dim=None, task_weights=None,
-          data_seed=0, log_every=10, verbose=1, data_options=None):
+          data_seed=0, log_every=10, verbose=1, data_options=None, positive_weights=None):
     """Trains one model and writes the run directory; returns the metrics dict."""
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                              ("patience", patience, 0), ("log_every", log_every, 1)):
@@ -121,7 +121,8 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     strategy = strategy or DEFAULT_STRATEGY
     model = build_model(feature_config, spec.tasks, backbone=backbone, strategy=strategy,
                         backbone_args=backbone_args, strategy_args=strategy_args,
-                        task_weights=task_weights, learning_rate=learning_rate, seed=seed)
+                        task_weights=task_weights, learning_rate=learning_rate, seed=seed,
+                        positive_weights=positive_weights)
 
     if parquet is not None:
         train_data = _parquet_dataset(parquet, spec, preprocessor, batch_size, True, seed)
