@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "drgrad.bench.cli",
     "drgrad.serving.cli",
     "drgrad.pipeline.commands",
+    "drgrad.pipeline.schema_freeze",
     "drgrad.pipeline.export_command",
     "drgrad.pipeline.schedule_commands",
     "drgrad.pipeline.demo",

@@ -3,7 +3,9 @@
 `drgrad pipeline run --dataset census --backbone split_mmoe --strategy drgrad --rows 20000`
 builds the dataset's CSV spans under `<root>/data` (unless `--data-root` is given), runs the
 pipeline with the LocalDagRunner under `--root` (default `./runs/<dataset>`), and prints each
-task's eval AUC and the pushed model's path.
+task's eval AUC and the pushed model's path (or why nothing was pushed). While it runs, `run`
+and `backfill` print one line per component as it starts and ends and keep the TF/TFX/Beam
+messages in `<root>/logs/pipeline-<time>.log` (`--verbose` shows them too; `console`).
 
 Daily retraining: `drgrad pipeline run --data-root DIR --date 2024-03-02` ingests that day's
 span (DIR is a `drgrad data split-days` folder; its manifest maps dates to spans), trains on
@@ -13,7 +15,9 @@ runs those days in order and stops at the first day that fails, saying which (bo
 `pipeline.backfill.run_days`).
 
 `drgrad pipeline compile --target kfp|vertex [--out DIR] [--image IMAGE]` writes
-`pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob).
+`pipeline.yaml` (KFP v2) or `pipeline.json` (Vertex PipelineJob); with `--dataset FILE
+[--dataset-uri URI]` the compiled pipeline reads a user's dataset file from the image or a
+bucket (`kubeflow_v2_runner.dataset_location`); a file it cannot read is exit status 2.
 
 `run`, `backfill` and `compile` take `--runner direct|dataflow|flink|spark` with that runner's
 options (`--project --region --temp-location`; `--master` or `--job-endpoint`,
@@ -30,7 +34,9 @@ import sys
 
 from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
+from drgrad.pipeline import configs
 from drgrad.pipeline.configs import BEAM_RUNNERS, DEFAULT_WINDOW_SPANS, ENVIRONMENT_TYPES
+from drgrad.pipeline.kubeflow_v2_runner import check_dataset_uri
 
 
 def _fraction(text):
@@ -41,6 +47,13 @@ def _fraction(text):
     if not 0.0 <= value <= 1.0001:
         raise argparse.ArgumentTypeError(f"expected a value in [0, 1.0001], got {text!r}")
     return value
+
+
+def _dataset_uri(text):
+    try:
+        return check_dataset_uri(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_model_args(parser):
@@ -114,6 +127,12 @@ def _add_beam_args(parser):
                             "gcr.io/YOUR_PROJECT/drgrad-pipeline:latest)")
 
 
+def _add_console_args(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the TF/TFX/Beam messages on the console (they always "
+                             "go to <root>/logs/pipeline-<time>.log)")
+
+
 def _add_daily_args(parser):
     parser.add_argument("--window-spans", type=_positive_int, default=DEFAULT_WINDOW_SPANS,
                         help="daily runs: Transform and Trainer read the newest N validated "
@@ -152,6 +171,7 @@ def register(subparsers):
                           "the same model config")
     _add_beam_args(run)
     _add_daily_args(run)
+    _add_console_args(run)
     run.add_argument("--date", type=_date, default=None, metavar="YYYY-MM-DD",
                      help="daily run: ingest this day's span of a split-days --data-root; "
                           "implies the rolling window, the analyzer cache and warm start")
@@ -172,6 +192,7 @@ def register(subparsers):
                           metavar="YYYY-MM-DD")
     _add_beam_args(backfill)
     _add_daily_args(backfill)
+    _add_console_args(backfill)
     backfill.set_defaults(func=_backfill)
 
     compile_ = commands.add_parser(
@@ -184,6 +205,11 @@ def register(subparsers):
     compile_.add_argument("--cloud-root", default=None,
                           help="bucket prefix for data, artifacts and pushed models "
                                "(default: gs://YOUR_BUCKET/drgrad)")
+    compile_.add_argument("--dataset-uri", type=_dataset_uri, default=None, metavar="URI",
+                          help="with --dataset FILE: where the pipeline's containers find FILE "
+                               "(its schema.pbtxt and data beside it as locally): "
+                               "gs://BUCKET/.../NAME.yaml, or a path inside the image (default: "
+                               "/drgrad/<FILE's path in this checkout>)")
     _add_model_args(compile_)
     _add_beam_args(compile_)
     compile_.set_defaults(func=_compile)
@@ -248,7 +274,7 @@ def resolve_data_root(data_root, dataset_name):
 def _run(args):
     from drgrad.data.specs import get_dataset, get_spec
 
-    from drgrad.pipeline import local_runner
+    from drgrad.pipeline import console, local_runner
 
     spec = get_spec(args.dataset)
     if args.date is not None:
@@ -257,36 +283,43 @@ def _run(args):
         return _run_days(args, [args.date])
     beam_pipeline_args = _beam_args(args)  # checked before any data is built
     root = os.path.abspath(args.root or os.path.join("runs", spec.name))
-    options = {}
+    options, data_root = {}, None
     if get_dataset(args.dataset).source.loader is None and not args.data_root:
         data_root, options = local_runner.dataset_file_options(args.dataset)
     elif args.data_root:
         data_root = resolve_data_root(args.data_root, spec.name)
-    else:
-        from drgrad.data.datasets import build
-
-        data_root = os.path.join(root, "data", spec.name)
-        if os.path.isdir(data_root):
-            print(f"using existing data {data_root}")
-        else:
-            data_root = build(spec.name, os.path.join(root, "data"), rows=args.rows)["path"]
-            print(f"built {spec.name} data ({'all' if args.rows is None else args.rows} rows "
-                  f"per split) in {data_root}")
     options.update(_model_kwargs(args, spec))
     # A built-in by its name (not an alias); a dataset file by its path.
     dataset = args.dataset if get_dataset(args.dataset).source.loader is None else spec.name
-    paths = local_runner.run(data_root, root, dataset, beam_pipeline_args=beam_pipeline_args,
-                             enable_cache=not args.no_cache, warm_start=args.warm_start,
-                             **options)
-    _print_outcome(paths)
+    with console.capture(local_runner.RunPaths(root=root, model_name=spec.name),
+                         configs.default_pipeline_name(spec.name), verbose=args.verbose):
+        if data_root is None:
+            data_root = _built_data(spec.name, root, args.rows)
+        paths = local_runner.run(data_root, root, dataset,
+                                 beam_pipeline_args=beam_pipeline_args,
+                                 enable_cache=not args.no_cache, warm_start=args.warm_start,
+                                 **options)
+        _print_outcome(paths)
     return 0
+
+
+def _built_data(dataset_name, root, rows):
+    """`<root>/data/<dataset>`, built by `drgrad.data.datasets.build` unless it exists."""
+    from drgrad.data.datasets import build
+
+    data_root = os.path.join(root, "data", dataset_name)
+    if os.path.isdir(data_root):
+        print(f"using existing data {data_root}")
+        return data_root
+    data_root = build(dataset_name, os.path.join(root, "data"), rows=rows)["path"]
+    print(f"built {dataset_name} data ({'all' if rows is None else rows} rows per split) in "
+          f"{data_root}")
+    return data_root
 
 
 def _beam_args(args, default_image=None):
     """`--runner` and its options -> `configs.beam_pipeline_args(...)`; an option the runner
     does not take is an error, as is a missing one (configs names it)."""
-    from drgrad.pipeline import configs
-
     foreign = [name for names in _RUNNER_OPTIONS.values() for name in names
                if name not in _RUNNER_OPTIONS[args.runner] and getattr(args, name) is not None]
     if foreign:
@@ -320,6 +353,10 @@ def _print_outcome(paths):
     print(f"blessed: {outputs['blessed']}")
     if outputs["pushed"]:
         print(f"pushed model: {outputs['pushed_destination']}")
+    elif outputs["blessed"] is False:
+        print(f"not pushed: the Evaluator did not bless the model (an AUC under --min-auc, or "
+              f"more than --max-auc-drop under the blessed model's); serving directory "
+              f"unchanged: {paths.serving_model_dir}")
     else:
         print(f"not pushed (serving directory unchanged: {paths.serving_model_dir})")
     print(f"run directory: {paths.root}")
@@ -328,7 +365,7 @@ def _print_outcome(paths):
 def _run_days(args, dates):
     from drgrad.data.specs import get_spec
 
-    from drgrad.pipeline import backfill
+    from drgrad.pipeline import backfill, console, local_runner
 
     spec = get_spec(args.dataset)
     beam_pipeline_args = _beam_args(args)
@@ -340,10 +377,12 @@ def _run_days(args, dates):
         _print_outcome(paths)
 
     try:
-        backfill.run_days(data_root, root, spec.name, dates, window_spans=args.window_spans,
-                          warm_start=not args.no_warm_start,
-                          beam_pipeline_args=beam_pipeline_args, on_day=report,
-                          **_model_kwargs(args, spec))
+        with console.capture(local_runner.RunPaths(root=root, model_name=spec.name),
+                             configs.default_pipeline_name(spec.name), verbose=args.verbose):
+            backfill.run_days(data_root, root, spec.name, dates,
+                              window_spans=args.window_spans, warm_start=not args.no_warm_start,
+                              beam_pipeline_args=beam_pipeline_args, on_day=report,
+                              **_model_kwargs(args, spec))
     except backfill.DayFailedError as error:
         print(f"drgrad pipeline: stopped: {error}", file=sys.stderr)
         return 1
@@ -358,14 +397,20 @@ def _backfill(args):
 
 def _compile(args):
     from drgrad.data.specs import get_spec
-    from drgrad.pipeline import configs, kubeflow_v2_runner
+    from drgrad.pipeline import kubeflow_v2_runner
 
     spec = get_spec(args.dataset)
     image = args.image or configs.DEFAULT_IMAGE
-    path = kubeflow_v2_runner.compile_pipeline(
-        args.target, args.out, image=image,
-        dataset=args.dataset, cloud_root=args.cloud_root or configs.DEFAULT_CLOUD_ROOT,
-        beam_pipeline_args=_beam_args(args, default_image=image), **_model_kwargs(args, spec))
+    try:
+        path = kubeflow_v2_runner.compile_pipeline(
+            args.target, args.out, image=image, dataset=args.dataset,
+            dataset_uri=args.dataset_uri,
+            cloud_root=args.cloud_root or configs.DEFAULT_CLOUD_ROOT,
+            beam_pipeline_args=_beam_args(args, default_image=image),
+            **_model_kwargs(args, spec))
+    except kubeflow_v2_runner.DatasetLocationError as error:
+        print(f"drgrad pipeline compile: error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 

@@ -6,6 +6,7 @@ Everything one run writes lives under one directory (`RunPaths`):
 <root>/pipeline/                 TFX pipeline root (one folder per component)
 <root>/metadata.sqlite           ML Metadata store (SQLite)
 <root>/serving/<model>/<ver>/    models pushed by the Pusher (TF Serving layout)
+<root>/logs/pipeline-<time>.log  what `drgrad pipeline run` kept off the console (`console`)
 ```
 
 so a second run with the same root reuses the metadata (caching, the blessed baseline) and adds a
@@ -40,6 +41,10 @@ class RunPaths:
     @property
     def serving_model_dir(self) -> str:
         return os.path.join(self.serving_dir, self.model_name)
+
+    @property
+    def logs_dir(self) -> str:
+        return os.path.join(self.root, "logs")
 
 
 def dataset_file_options(dataset: str) -> Tuple[str, Dict[str, Any]]:

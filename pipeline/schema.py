@@ -27,7 +27,7 @@ def curated_schema(spec):
 
     types = {"int": schema_pb2.INT, "float": schema_pb2.FLOAT, "string": schema_pb2.BYTES}
     schema = schema_pb2.Schema()
-    schema.default_environment.extend([TRAINING, SERVING])
+    add_environments(schema)
     for column in spec.features:
         feature = schema.feature.add(name=column, type=types[spec.raw_dtypes[column]])
         feature.presence.min_fraction = 1.0
@@ -41,10 +41,43 @@ def curated_schema(spec):
         feature.presence.min_fraction = 1.0
         feature.presence.min_count = 1
         feature.shape.SetInParent()
-        feature.int_domain.min = 0
-        feature.int_domain.max = 1
-        feature.not_in_environment.append(SERVING)
+        restrict_label(feature)
     return schema
+
+
+def add_environments(schema) -> bool:
+    """Declares the TRAINING and SERVING environments (a serving request has no labels);
+    returns whether the schema lacked one."""
+    missing = [name for name in (TRAINING, SERVING) if name not in schema.default_environment]
+    schema.default_environment.extend(missing)
+    return bool(missing)
+
+
+def restrict_label(feature) -> bool:
+    """Makes `feature` a label: integers in {0, 1}, required in TRAINING only; returns whether
+    that changed it."""
+    before = feature.SerializeToString(deterministic=True)
+    feature.int_domain.min = 0
+    feature.int_domain.max = 1
+    if SERVING not in feature.not_in_environment:
+        feature.not_in_environment.append(SERVING)
+    return feature.SerializeToString(deterministic=True) != before
+
+
+def open_domain(schema, feature) -> bool:
+    """Drops the closed value domain of a categorical `feature` (a new id is the OOV bucket's,
+    not an anomaly), and the schema's string domain it referenced when no other feature does;
+    returns whether it had one."""
+    kind = feature.WhichOneof("domain_info")
+    if kind is None:
+        return False
+    name = feature.domain if kind == "domain" else None
+    feature.ClearField(kind)
+    if name is not None and not any(other.domain == name for other in schema.feature):
+        kept = [domain for domain in schema.string_domain if domain.name != name]
+        del schema.string_domain[:]
+        schema.string_domain.extend(kept)
+    return True
 
 
 def schema_text(spec) -> str:

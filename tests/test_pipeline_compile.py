@@ -5,6 +5,7 @@ image, and compare with the committed golden file after removing volatile fields
 versions, telemetry labels). Regenerate the goldens after an intended change with
 `DRGRAD_UPDATE_GOLDEN=1 pytest tests/test_pipeline_compile.py`.
 """
+import json
 import os
 
 import pytest
@@ -139,3 +140,102 @@ def test_unknown_target_and_bad_image_are_rejected(tmp_path):
         kubeflow_v2_runner.compile_pipeline("airflow", str(tmp_path))
     with pytest.raises(ValueError, match="image"):
         kubeflow_v2_runner.compile_pipeline("kfp", str(tmp_path), image="has space:latest")
+
+
+# --- a user's dataset file (kubeflow_v2_runner.dataset_location) ----------------------------
+
+def _user_dataset(tmp_path, fmt="parquet", schema=True, daily=False):
+    """A short-video log in the span layout under tmp_path/logs with its dataset file (and a
+    schema.pbtxt beside it, and a split-days manifest, when asked)."""
+    from test_data_user_logs import user_log, write_spans, write_yaml
+
+    from drgrad.data.specs import get_spec
+    from drgrad.pipeline.schema import schema_text
+
+    folder = tmp_path / "logs"
+    (folder / "spans").mkdir(parents=True)
+    write_spans(str(folder / "spans"), user_log(600), fmt)
+    dataset = write_yaml(str(folder), fmt, path="spans")
+    if schema:
+        (folder / "schema.pbtxt").write_text(schema_text(get_spec(dataset)))
+    if daily:
+        (folder / "spans" / "manifest.json").write_text(
+            '{"spans": {"1": {"date": "2024-03-01"}, "2": {"date": "2024-03-02"}}}')
+    return dataset
+
+
+def _parameter(task, name):
+    return task["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+
+
+def test_a_dataset_file_in_a_bucket_is_read_from_there(tmp_path):
+    dataset = _user_dataset(tmp_path)
+    path = kubeflow_v2_runner.compile_pipeline(
+        "kfp", str(tmp_path / "out"), image=IMAGE, dataset=dataset,
+        dataset_uri="gs://my-bucket/shortvideo/shortvideo.yaml")
+    text = open(path).read()
+    spec = _pipeline_spec(kubeflow_v2_runner.load_compiled(path))
+    tasks = spec["root"]["dag"]["tasks"]
+    # Parquet: FileBasedExampleGen; source.path `spans` is taken relative to the URI's folder.
+    assert _parameter(tasks["FileBasedExampleGen"], "input_base") == (
+        "gs://my-bucket/shortvideo/spans")
+    assert _parameter(tasks["ImportSchemaGen"], "schema_file") == (
+        "gs://my-bucket/shortvideo/schema.pbtxt")
+    assert "SchemaGen" not in tasks
+    # No manifest: no run_date; each run ingests the newest span. Nothing local is left in it.
+    assert "SpanForDate" not in tasks and "inputDefinitions" not in spec["root"]
+    assert str(tmp_path) not in text
+    # What the dataset file describes travels in the custom_configs, not as a file to read.
+    transform = json.loads(_parameter(tasks["Transform"], "custom_config"))
+    assert transform["tasks"] == ["finish", "like", "share"]
+    assert transform["categorical"] == ["uid", "item_id", "author_id", "city"]
+    assert json.loads(_parameter(tasks["Trainer"], "custom_config"))["model_name"] == "shortvideo"
+    assert "gs://YOUR_BUCKET/drgrad/serving/shortvideo" in text
+
+
+def test_a_dataset_file_without_schema_in_the_image_infers_it_and_keeps_the_daily_date(
+        tmp_path, monkeypatch):
+    dataset = _user_dataset(tmp_path, fmt="csv", schema=False, daily=True)
+    # The dataset file lies in this checkout, as `data/shortvideo/` would.
+    monkeypatch.setattr(kubeflow_v2_runner, "CHECKOUT_ROOT", str(tmp_path))
+    path = kubeflow_v2_runner.compile_pipeline("vertex", str(tmp_path / "out"), image=IMAGE,
+                                               dataset=dataset)
+    spec = _pipeline_spec(kubeflow_v2_runner.load_compiled(path))
+    tasks = spec["root"]["dag"]["tasks"]
+    assert _parameter(tasks["CsvExampleGen"], "input_base") == (
+        f"{configs.IMAGE_SOURCE_ROOT}/logs/spans")
+    assert "SchemaGen" in tasks and "ImportSchemaGen" not in tasks
+    assert _parameter(tasks["SpanForDate"], "data_root") == (
+        f"{configs.IMAGE_SOURCE_ROOT}/logs/spans")
+    assert spec["root"]["inputDefinitions"]["parameters"] == {
+        kubeflow_v2_runner.RUN_DATE_PARAMETER: {"parameterType": "STRING"}}
+
+
+def test_a_dataset_file_the_pipeline_cannot_read_fails_at_compile_time(tmp_path, capsys):
+    from drgrad.cli.main import main
+
+    dataset = _user_dataset(tmp_path)
+    out = tmp_path / "out"
+
+    def compile_(*extra):
+        return main(["pipeline", "compile", "--target", "kfp", "--out", str(out), "--image",
+                     IMAGE, *extra])
+
+    missing = str(tmp_path / "missing.yaml")
+    for argv in (["--dataset", missing],
+                 ["--dataset", dataset, "--dataset-uri", "logs/shortvideo.yaml"],
+                 ["--dataset", dataset, "--dataset-uri", "gs://bucket-only.yaml"],
+                 ["--dataset", dataset, "--dataset-uri", "/drgrad/data/logs/"]):
+        with pytest.raises(SystemExit) as exit_:
+            compile_(*argv)
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+            "drgrad pipeline compile: error: argument --dataset")
+
+    # tmp_path is outside this checkout: the image cannot hold the file.
+    assert compile_("--dataset", dataset) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is outside this checkout" in error
+    assert compile_("--dataset", "census", "--dataset-uri", "gs://b/x/census.yaml") == 2
+    assert "--dataset-uri is for a dataset file" in capsys.readouterr().err
+    assert not out.exists()
