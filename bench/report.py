@@ -1,11 +1,13 @@
 """Statistics over results.csv and the markdown report (report.md).
 
 Per cell (and per cos θ on the synthetic sweep): mean ± sample standard deviation (ddof = 1)
-of each task's test AUC over seeds, Δ vs MMoE (difference of means), and the paired t-test
-p-value (`scipy.stats.ttest_rel`, pairs matched by seed) against the best baseline, the
-baseline cell with the highest mean test AUC on that task — the test of the DRGrad paper's
-Table 3 ("* p ≤ 0.01 compared with the best baseline over paired t-test"). On the synthetic
-sweep, Δ vs single-task compares each task with the cell trained on that task alone.
+of each task's test AUC (and GAUC, per-user AUC weighted by the users' example counts, on a
+dataset with a personalization user column) over seeds, Δ vs MMoE (difference of means), and
+the paired t-test p-value (`scipy.stats.ttest_rel`, pairs matched by seed) against the best
+baseline, the baseline cell with the highest mean test AUC on that task — the test of the
+DRGrad paper's Table 3 ("* p ≤ 0.01 compared with the best baseline over paired t-test"). On
+the synthetic sweep, Δ vs single-task compares each task with the cell trained on that task
+alone.
 """
 import math
 
@@ -74,7 +76,8 @@ def summarize(rows, tasks):
 
     Returns:
       ``{cos: {cell: {"role", "paper", "n", "seeds", "test": {task: (mean, std)},
-      "val_mean": float, "delta_mmoe": {task}, "p_best": {task}, "best_baseline": {task},
+      "gauc": {task: (mean, std)} (NaN without GAUC), "val_mean": float,
+      "delta_mmoe": {task}, "p_best": {task}, "best_baseline": {task},
       "delta_single": {task}, "best_epoch", "train_seconds", "step_ms", "mu_final"}}}``.
     """
     out = {}
@@ -88,6 +91,8 @@ def summarize(rows, tasks):
                      "n": len(cell_rows), "seeds": sorted(int(r["seed"]) for r in cell_rows),
                      "test": {t: mean_std([float(r[f"test_{t}"]) for r in cell_rows])
                               for t in tasks}}
+            entry["gauc"] = {t: mean_std([_float(r.get(f"gauc_{t}")) for r in cell_rows])
+                             for t in tasks}
             entry["val_mean"] = mean_std([float(np.mean([float(r[f"val_{t}"]) for t in tasks]))
                                           for r in cell_rows])[0]
             for column in ("best_epoch", "train_seconds", "step_ms", "mu_final"):
@@ -164,6 +169,9 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
             head += [f"{task} AUC", "Δ vs MMoE", "p vs best", "paper"]
         if any(e["delta_single"][t] is not None for e in summary.values() for t in tasks):
             head += [f"Δ {task} vs single-task" for task in tasks]
+        has_gauc = any(not math.isnan(e["gauc"][t][0]) for e in summary.values() for t in tasks)
+        if has_gauc:
+            head += [f"{task} GAUC" for task in tasks]
         head += ["val mean AUC", "best epoch", "train s", "step ms", "μ′ final"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
@@ -177,6 +185,9 @@ def render(rows, tasks, dataset, header_lines=(), notes=()):
                          _paper_text(ref, k, dataset)]
             if "Δ " + tasks[0] + " vs single-task" in head:
                 cols += [_signed(entry["delta_single"][t]) for t in tasks]
+            if has_gauc:
+                cols += [f"{fmt(entry['gauc'][t][0])} ± {fmt(entry['gauc'][t][1])}"
+                         for t in tasks]
             cols += [fmt(entry["val_mean"]), fmt(entry["best_epoch"], 1),
                      fmt(entry["train_seconds"], 1), fmt(entry["step_ms"], 1),
                      fmt(entry["mu_final"], 3)]

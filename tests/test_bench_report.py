@@ -182,3 +182,99 @@ def test_table2_layout(tmp_path):
             "conflict (cos -0.5): mmoe | conflict (cos -0.5): drgrad |") in text
     assert "| label1 | 0.9000 (0.9521) | 0.9000 (0.9710) | 0.9000 (0.8735) | 0.9000 (0.9212) |" \
         in text
+
+
+def test_gauc_columns_in_report(tmp_path):
+    rows = [{"cell": "ple", "seed": seed, "cos": None, "status": "ok", "role": "baseline",
+             "paper": "ple", "test_income": 0.9, "test_marital": 0.9, "val_income": 0.9,
+             "val_marital": 0.9, "gauc_income": 0.60 + 0.02 * seed, "gauc_marital": None,
+             "run_dir": str(tmp_path)} for seed in (0, 1)]
+    path = str(tmp_path / "results.csv")
+    harness.write_results(path, rows, TASKS)
+    rows = harness.read_results(path)
+    summary = report.summarize(rows, TASKS)[None]
+    assert summary["ple"]["gauc"]["income"][0] == pytest.approx(0.61, abs=1e-12)
+    assert math.isnan(summary["ple"]["gauc"]["marital"][0])
+    text = report.render(rows, TASKS, "census")
+    assert "| income GAUC | marital GAUC |" in text
+    assert "| 0.6100 ± 0.0141 | — ± — |" in text          # std = sqrt(2 · 0.01² / 1)
+
+
+GRADCRAFT_TASKS = ["a", "b"]
+
+
+def _gradcraft_results(tmp_path):
+    """Single: a 0.80 / GAUC 0.60 (cell on task a), b 0.90 / 0.70 (cell on task b); EW over
+    two seeds; MGDA; DRGrad on split_mmoe without a GAUC for b."""
+    def row(cell, backbone, strategy, seed, a, b, ga, gb, role="baseline", single=None):
+        return {"cell": cell, "seed": seed, "cos": None, "status": "ok", "role": role,
+                "single_task": single, "backbone": backbone, "strategy": strategy,
+                "test_a": a, "test_b": b, "val_a": a, "val_b": b, "gauc_a": ga, "gauc_b": gb,
+                "run_dir": str(tmp_path)}
+    rows = [row("single_task/0", "ple", "equal_weight", 0, 0.80, 0.50, 0.60, 0.50,
+                "single_task", 0),
+            row("single_task/1", "ple", "equal_weight", 0, 0.50, 0.90, 0.50, 0.70,
+                "single_task", 1),
+            row("ple", "ple", "equal_weight", 0, 0.81, 0.90, 0.62, 0.70),
+            row("ple", "ple", "equal_weight", 1, 0.83, 0.90, 0.64, 0.70),
+            row("ple+mgda", "ple", "mgda", 0, 0.78, 0.927, 0.60, 0.735),
+            row("drgrad", "split_mmoe", "drgrad", 0, 0.80, 0.90, 0.60, None, "ours")]
+    path = str(tmp_path / "results.csv")
+    harness.write_results(path, rows, GRADCRAFT_TASKS)
+    return harness.read_results(path)
+
+
+def test_gradcraft_table_rows_and_improvements(tmp_path):
+    from drgrad.bench import gradcraft_table
+    rows = gradcraft_table.table_rows(_gradcraft_results(tmp_path), GRADCRAFT_TASKS)
+    assert [r["method"] for r in rows] == ["Single", "EW", "MGDA",
+                                           "DRGrad, paper reading (split_mmoe)"]
+    single, ew, mgda, drgrad = rows
+    assert single["auc"] == pytest.approx({"a": 0.80, "b": 0.90})
+    assert ew["auc"] == pytest.approx({"a": 0.82, "b": 0.90})        # mean of the two seeds
+    # RI = mean over tasks of (M_t − Single_t) / Single_t.
+    ri = gradcraft_table.relative_improvement
+    assert ri(ew["auc"], single["auc"], GRADCRAFT_TASKS) == pytest.approx(0.0125)   # (0.025+0)/2
+    assert ri(ew["gauc"], single["gauc"], GRADCRAFT_TASKS) == pytest.approx(0.025)  # (0.05+0)/2
+    # MGDA: (−0.025 + 0.03) / 2.
+    assert ri(mgda["auc"], single["auc"], GRADCRAFT_TASKS) == pytest.approx(0.0025)
+    assert gradcraft_table.average(mgda["auc"], GRADCRAFT_TASKS) == pytest.approx(0.8535)
+    assert ri(drgrad["gauc"], single["gauc"], GRADCRAFT_TASKS) is None
+
+    text = gradcraft_table.render_table(rows, GRADCRAFT_TASKS, {"EW": 1.0, "MGDA": 2.5})
+    lines = text.splitlines()
+    assert lines[0] == ("| method | AUC a | AUC b | AV-A | RI-A | GAUC a | GAUC b | AV-G | RI-G "
+                        "| step × EW |")
+    assert lines[2] == ("| Single | 0.8000 | 0.9000 | 0.8500 | +0.000% | 0.6000 | 0.7000 "
+                        "| 0.6500 | +0.000% | — |")
+    assert lines[3] == ("| EW | 0.8200 | 0.9000 | 0.8600 | +1.250% | 0.6300 | 0.7000 | 0.6650 "
+                        "| +2.500% | 1.00 |")
+    assert lines[4] == ("| MGDA | 0.7800 | 0.9270 | 0.8535 | +0.250% | 0.6000 | 0.7350 "
+                        "| 0.6675 | +2.500% | 2.50 |")
+    assert lines[5] == ("| DRGrad, paper reading (split_mmoe) | 0.8000 | 0.9000 | 0.8500 "
+                        "| +0.000% | 0.6000 | — | — | — | — |")
+
+
+def test_gradcraft_hold_out_moves_a_share_of_eval_to_test(tmp_path):
+    import json
+    import pandas as pd
+    from drgrad.bench import gradcraft_table
+    from drgrad.data import simulator_config, simulator_output
+    config = simulator_config.configure("gradcraft", {"days": 1, "rows_per_day": 2000})
+    result = simulator_output.simulate(config, str(tmp_path), "sim", workers=1)
+    span = tmp_path / "sim" / "span-1"
+    before = pd.read_csv(span / "eval" / "part-00000.csv", dtype=str, keep_default_na=False)
+    counts = gradcraft_table.hold_out_test(result["description"], share=0.5)
+    evaluation = pd.read_csv(span / "eval" / "part-00000.csv", dtype=str, keep_default_na=False)
+    test = pd.read_csv(span / "test" / "part-00000.csv", dtype=str, keep_default_na=False)
+    assert counts == {"1": {"eval": len(evaluation), "test": len(test)}}
+    assert len(evaluation) + len(test) == len(before)
+    assert 0.4 < len(test) / len(before) < 0.6
+    # The same rows, as text, split in two.
+    merged = pd.concat([evaluation, test]).sort_values(list(before.columns))
+    assert merged.reset_index(drop=True).equals(
+        before.sort_values(list(before.columns)).reset_index(drop=True))
+    manifest = json.loads((tmp_path / "sim" / "manifest.json").read_text())
+    assert manifest["spans"]["1"]["rows"]["test"] == len(test)
+    with pytest.raises(ValueError, match="already has a test split"):
+        gradcraft_table.hold_out_test(result["description"])
