@@ -9,19 +9,14 @@ over tasks of ``(M_t − M_t^Single) / M_t^Single`` (it reproduces the slides' R
 task ``t`` alone. Step costs are timed round-robin by `drgrad.bench.strategy_step_cost` on its
 synthetic batch with the table's number of tasks.
 
-The simulator writes train and eval per day and no test split; ``hold-out`` moves a seeded share
-of each day's eval rows into ``span-N/test`` so the bench has a test split::
+The simulator writes train, eval and test per day (10 % each to eval and test)::
 
-    drgrad data simulate --preset gradcraft --days 1 --rows-per-day N \\
-        --set eval_fraction=0.2 --out DATA
-    python -m drgrad.bench.gradcraft_table hold-out DATA/sim-gradcraft/sim-gradcraft.yaml
+    drgrad data simulate --preset gradcraft --days 1 --rows-per-day N --out DATA
     drgrad bench --dataset DATA/sim-gradcraft/sim-gradcraft.yaml --grid gradcraft-table \\
         --seeds 1 --epochs E --patience E --out OUT
     python -m drgrad.bench.gradcraft_table table OUT --dataset DATA/sim-gradcraft/sim-gradcraft.yaml
 """
 import argparse
-import glob
-import json
 import os
 import sys
 
@@ -142,49 +137,6 @@ def measure_step_cost(rows, tasks, batch=1024, steps=20, warmup=3):
             if r["method"] != SINGLE and seconds.get((r["backbone"], r["strategy"]))}
 
 
-def hold_out_test(dataset, share=0.5, seed=0):
-    """Moves a seeded ``share`` of every span's eval rows (CSV) into ``span-N/test`` and updates
-    ``manifest.json``'s row counts; returns ``{span: {"eval": n, "test": n}}``."""
-    import pandas as pd  # pylint: disable=g-import-not-at-top
-    from drgrad.data.specs import get_dataset  # pylint: disable=g-import-not-at-top
-    if not 0.0 < share < 1.0:
-        raise ValueError(f"share must be in (0, 1), got {share}")
-    root = get_dataset(dataset).source_path
-    spans = sorted(glob.glob(os.path.join(root, "span-*")))
-    if not spans:
-        raise ValueError(f"{root} has no span-N folders")
-    plans = []
-    for span in spans:
-        files = sorted(glob.glob(os.path.join(span, "eval", "*.csv")))
-        if os.path.isdir(os.path.join(span, "test")):
-            raise ValueError(f"{span} already has a test split")
-        if not files:
-            raise ValueError(f"{span}/eval has no CSV files (hold-out reads CSV only)")
-        plans.append((span, files))
-    counts = {}
-    for span, files in plans:
-        # Text in, text out: the values are written back exactly as the simulator wrote them.
-        frame = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files],
-                          ignore_index=True)
-        number = int(os.path.basename(span).split("-", 1)[1])
-        to_test = np.random.default_rng([seed, number]).random(len(frame)) < share
-        os.makedirs(os.path.join(span, "test"))
-        frame[to_test].to_csv(os.path.join(span, "test", "part-00000.csv"), index=False)
-        for path in files:
-            os.remove(path)
-        frame[~to_test].to_csv(os.path.join(span, "eval", "part-00000.csv"), index=False)
-        counts[str(number)] = {"eval": int((~to_test).sum()), "test": int(to_test.sum())}
-    manifest_path = os.path.join(root, "manifest.json")
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        for number, rows in counts.items():
-            manifest["spans"][number]["rows"].update(rows)
-        with open(manifest_path, "w") as f:
-            json.dump(manifest, f, indent=2)
-    return counts
-
-
 def write_table(out, dataset, steps=20, batch=1024):
     """Reads ``out/results.csv`` (a `gradcraft-table` bench), times the step costs and writes
     ``out/gradcraft_table.md``; returns its text."""
@@ -204,9 +156,6 @@ def write_table(out, dataset, steps=20, batch=1024):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    hold = commands.add_parser("hold-out", help="move a share of each day's eval rows to test")
-    hold.add_argument("dataset", help="the simulated dataset file")
-    hold.add_argument("--share", type=float, default=0.5)
     table = commands.add_parser("table", help="write OUT/gradcraft_table.md")
     table.add_argument("out", help="the `drgrad bench --grid gradcraft-table` output folder")
     table.add_argument("--dataset", required=True, help="the dataset file the bench ran on")
@@ -215,13 +164,9 @@ def main(argv=None):
     table.add_argument("--batch", type=positive_int, default=1024)
     args = parser.parse_args(argv)
     try:
-        if args.command == "hold-out":
-            for span, rows in hold_out_test(args.dataset, args.share).items():
-                print(f"span-{span}: eval {rows['eval']:,}, test {rows['test']:,}")
-        else:
-            if args.steps < 0:
-                raise ValueError(f"--steps must be >= 0, got {args.steps}")
-            print(write_table(args.out, args.dataset, steps=args.steps, batch=args.batch))
+        if args.steps < 0:
+            raise ValueError(f"--steps must be >= 0, got {args.steps}")
+        print(write_table(args.out, args.dataset, steps=args.steps, batch=args.batch))
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

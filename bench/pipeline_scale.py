@@ -1,9 +1,8 @@
 """The local pipeline on a simulated day of N rows, beside its in-process floor (issue #16, 2).
 
 For each ``--rows N``: `drgrad data simulate` writes one day of N rows (``--preset``, its
-dataset file beside the data; a seeded half of the eval rows becomes the test split, see
-`drgrad.bench.gradcraft_table.hold_out_test`), then, each stage in its own process so that
-its memory is its own:
+dataset file beside the data; train 80 %, eval 10 %, test 10 %), then, each stage in its own
+process so that its memory is its own:
 
 * ``floor``: the same rows read (`drgrad.data.load_frames`) and fitted + transformed by
   `FeaturePreprocessor` in one process (``--floor``, below);
@@ -164,7 +163,6 @@ def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, int
     """Simulates one day of ``rows`` rows under ``out`` and measures every stage (module
     docstring); returns the result dict, also passed to ``on_stage`` after each stage (so an
     interrupted run keeps what it measured)."""
-    from drgrad.bench.gradcraft_table import hold_out_test  # pylint: disable=g-import-not-at-top
     python = sys.executable
     day = os.path.join(out, f"rows-{rows}")
     os.makedirs(day, exist_ok=True)
@@ -174,12 +172,11 @@ def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, int
               "stages": [], "components": []}
     seconds, sampler, _ = run_measured(
         [python, "-m", "drgrad.cli", "data", "simulate", "--preset", preset, "--days", "1",
-         "--rows-per-day", str(rows), "--set", "eval_fraction=0.2", "--workers", str(workers),
+         "--rows-per-day", str(rows), "--workers", str(workers),
          "--out", os.path.join(day, "data"), "--overwrite"],
         os.path.join(day, "simulate.log"), interval)
     _append(result, on_stage, _stage("simulate", "simulate (drgrad data simulate)", seconds,
                                      sampler, rows))
-    hold_out_test(dataset)
 
     seconds, sampler, _ = run_measured(
         [python, "-m", "drgrad.bench.pipeline_scale", "--floor", dataset,

@@ -27,7 +27,8 @@ The model (data/README.md "Simulated logs" states it in words, with the knobs an
   Each b_t is solved (bisection) so that the expected positive rate on a day-0 calibration
   sample equals the task's `rate`.
 * Rows of a day have timestamps at the quantiles of a diurnal profile (sorted `ts`, unix
-  seconds) and go to eval with probability `eval_fraction`.
+  seconds) and go to eval with probability `eval_fraction`, to test with probability
+  `test_fraction` (one uniform draw per row decides; train keeps the rest).
 
 Everything is drawn from `numpy.random.SeedSequence(seed)` children keyed by what they make
 (population block, day and chunk of `CHUNK_ROWS` rows), so a seed fixes every byte whatever the
@@ -42,6 +43,7 @@ import numpy as np
 from drgrad.data.simulator_config import TIMESTAMP, Config
 
 CHUNK_ROWS = 50_000
+SPLITS = ("train", "eval", "test")  # `World.rows` gives each row's index into this
 CALIBRATION_ROWS = 100_000
 DEVICES = ("android", "ios", "web", "tablet")
 DEVICE_SHARES = (0.55, 0.33, 0.08, 0.04)
@@ -226,7 +228,8 @@ class World:
         return -(-self.config.rows_per_day // CHUNK_ROWS)
 
     def rows(self, day: int, chunk: int) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-        """`(columns, is_eval)` of one chunk of one day: features, `ts`, 0/1 labels."""
+        """`(columns, split)` of one chunk of one day: features, `ts`, 0/1 labels, and each
+        row's index into `SPLITS` (train, eval, test)."""
         c = self.config
         start = chunk * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, c.rows_per_day)
@@ -239,4 +242,6 @@ class World:
             if parent is not None:
                 labels[:, t] &= labels[:, parent]
             columns[c.tasks[t].name] = labels[:, t].astype(np.int64)
-        return columns, rng.random(stop - start) < c.eval_fraction
+        draws = rng.random(stop - start)
+        return columns, np.where(draws < c.eval_fraction, 1,
+                                 np.where(draws < c.eval_fraction + c.test_fraction, 2, 0))

@@ -59,6 +59,7 @@ class Config:
     signal_scale: float = 1.5
     context_scale: float = 0.3
     eval_fraction: float = 0.1
+    test_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -99,7 +100,8 @@ def _check(config: Config) -> None:
     # (name, minimum, maximum, maximum included) of the scalar knobs.
     ranges = {"conflict_user_fraction": (0, 1, True), "new_user_share": (0, 1, False),
               "new_item_share": (0, 1, False), "author_share": (0, 1, True),
-              "cos": (-1, 1, True), "eval_fraction": (0, 1, False), "drift": (0, math.pi, True),
+              "cos": (-1, 1, True), "eval_fraction": (0, 1, False),
+              "test_fraction": (0, 1, False), "drift": (0, math.pi, True),
               "noise": (0, math.inf, False), "signal_scale": (0, math.inf, False),
               "context_scale": (0, math.inf, False), "zipf_users": (0, math.inf, False),
               "zipf_items": (0, math.inf, False), "zipf_authors": (0, math.inf, False)}
@@ -108,6 +110,9 @@ def _check(config: Config) -> None:
         if not (low <= value <= high if closed else low <= value < high):
             raise ValueError(f"simulator: {name} must be in [{low}, {high}{']' if closed else ')'}"
                              f", got {value!r}")
+    if config.eval_fraction + config.test_fraction >= 1:
+        raise ValueError(f"simulator: eval_fraction + test_fraction must be < 1 (train keeps the "
+                         f"rest), got {config.eval_fraction} + {config.test_fraction}")
     for name in ("days", "rows_per_day", "users", "items", "authors", "factor_dim",
                  "task_factor_dim"):
         value = getattr(config, name)

@@ -1,6 +1,6 @@
 """Writing a simulation (`drgrad.data.simulator`) in the project's span layout.
 
-    <out>/<name>/span-<N>/{train,eval}/part-<k>.<csv|tfrecord.gz|parquet>   one span a day
+    <out>/<name>/span-<N>/{train,eval,test}/part-<k>.<csv|tfrecord.gz|parquet>   one span a day
     <out>/<name>/manifest.json      as `drgrad.data.datasets.split_days` writes it
     <out>/<name>/<name>.yaml        the dataset file (`drgrad.data.dataset_file`), source: .
     <out>/<name>/generator.json     the true generating parameters, achieved rates, cold start
@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from drgrad.data import dataset_file, simulator, simulator_config
-from drgrad.data.datasets import DAILY_SPLITS, MANIFEST_NAME
+from drgrad.data.datasets import MANIFEST_NAME
 
 PART_CHUNKS = 20
 FORMATS = {"csv": "csv", "tfrecord": "tfrecord.gz", "parquet": "parquet"}
@@ -161,20 +161,21 @@ class _PartJob:
         day, part = unit
         world = self.world
         writers = {}
-        for split in DAILY_SPLITS:
+        for split in simulator.SPLITS:
             folder = os.path.join(self.target, f".span-{day + 1}.tmp", split)
             os.makedirs(folder, exist_ok=True)
             writers[split] = _WRITERS[self.fmt](
                 os.path.join(folder, f"part-{part:05d}.{FORMATS[self.fmt]}"), self.columns,
                 self.dtypes)
         new = world.new_ids(day)
-        counts = {"rows": dict.fromkeys(DAILY_SPLITS, 0),
+        counts = {"rows": dict.fromkeys(simulator.SPLITS, 0),
                   "positives": [0] * len(world.config.tasks), "new_rows": dict.fromkeys(new, 0)}
         try:
             for chunk in range(part * PART_CHUNKS, min((part + 1) * PART_CHUNKS,
                                                        world.chunks())):
-                columns, is_eval = world.rows(day, chunk)
-                for split, mask in (("train", ~is_eval), ("eval", is_eval)):
+                columns, split_index = world.rows(day, chunk)
+                for index, split in enumerate(simulator.SPLITS):
+                    mask = split_index == index
                     writers[split].write({c: columns[c][mask] for c in self.columns})
                     counts["rows"][split] += int(mask.sum())
                 for t, task in enumerate(world.config.task_names):
@@ -230,7 +231,7 @@ def simulate(config: simulator_config.Config, out_dir, name: str, fmt: str = "cs
     os.makedirs(target)
     parts = -(-world.chunks() // PART_CHUNKS)
     units = [(day, part) for day in range(config.days) for part in range(parts)]
-    days = [{"rows": dict.fromkeys(DAILY_SPLITS, 0), "positives": [0] * len(config.tasks),
+    days = [{"rows": dict.fromkeys(simulator.SPLITS, 0), "positives": [0] * len(config.tasks),
              "new_rows": dict.fromkeys(("user_id", "item_id"), 0)} for _ in range(config.days)]
 
     def collect(results):

@@ -253,28 +253,3 @@ def test_gradcraft_table_rows_and_improvements(tmp_path):
                         "| 0.6675 | +2.500% | 2.50 |")
     assert lines[5] == ("| DRGrad, paper reading (split_mmoe) | 0.8000 | 0.9000 | 0.8500 "
                         "| +0.000% | 0.6000 | — | — | — | — |")
-
-
-def test_gradcraft_hold_out_moves_a_share_of_eval_to_test(tmp_path):
-    import json
-    import pandas as pd
-    from drgrad.bench import gradcraft_table
-    from drgrad.data import simulator_config, simulator_output
-    config = simulator_config.configure("gradcraft", {"days": 1, "rows_per_day": 2000})
-    result = simulator_output.simulate(config, str(tmp_path), "sim", workers=1)
-    span = tmp_path / "sim" / "span-1"
-    before = pd.read_csv(span / "eval" / "part-00000.csv", dtype=str, keep_default_na=False)
-    counts = gradcraft_table.hold_out_test(result["description"], share=0.5)
-    evaluation = pd.read_csv(span / "eval" / "part-00000.csv", dtype=str, keep_default_na=False)
-    test = pd.read_csv(span / "test" / "part-00000.csv", dtype=str, keep_default_na=False)
-    assert counts == {"1": {"eval": len(evaluation), "test": len(test)}}
-    assert len(evaluation) + len(test) == len(before)
-    assert 0.4 < len(test) / len(before) < 0.6
-    # The same rows, as text, split in two.
-    merged = pd.concat([evaluation, test]).sort_values(list(before.columns))
-    assert merged.reset_index(drop=True).equals(
-        before.sort_values(list(before.columns)).reset_index(drop=True))
-    manifest = json.loads((tmp_path / "sim" / "manifest.json").read_text())
-    assert manifest["spans"]["1"]["rows"]["test"] == len(test)
-    with pytest.raises(ValueError, match="already has a test split"):
-        gradcraft_table.hold_out_test(result["description"])

@@ -12,6 +12,7 @@ import yaml
 
 from drgrad.cli.main import main as drgrad_main
 from drgrad.data import dataset_file, datasets, simulator, simulator_config, simulator_output
+from drgrad.data.simulator import SPLITS
 
 SMALL = {"users": 3000, "items": 1500, "authors": 150, "seed": 7}
 
@@ -54,7 +55,7 @@ def _tolerance(rate, rows):
 
 def _all_rows(dataset_dir, days):
     return pd.concat([_read(dataset_dir, span, split) for span in range(1, days + 1)
-                      for split in ("train", "eval")], ignore_index=True)
+                      for split in SPLITS], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def default_run(tmp_path_factory):
     config = _config(days=3, rows_per_day=60_000, conflict_user_fraction=0.3, cos=0.8)
     result = simulator_output.simulate(config, tmp_path_factory.mktemp("sim"), "shortvideo",
                                        workers=1)
-    rows = {span: pd.concat([_read(result["path"], span, split) for split in ("train", "eval")],
+    rows = {span: pd.concat([_read(result["path"], span, split) for split in SPLITS],
                             ignore_index=True) for span in (1, 2, 3)}
     return config, result, rows
 
@@ -103,7 +104,7 @@ def test_same_seed_same_bytes_whatever_the_workers(format_runs, tmp_path):
 def test_formats_read_back_the_same_rows(format_runs):
     config, paths = format_runs
     for span in (1, 2):
-        for split in ("train", "eval"):
+        for split in SPLITS:
             csv = _read(paths["csv"], span, split)
             assert len(csv) > 0
             for fmt in ("parquet", "tfrecord"):
@@ -122,7 +123,8 @@ def test_the_dataset_file_reader_reads_every_format(format_runs):
     config, paths = format_runs
     for fmt, path in paths.items():
         frames = sources.load_frames(dataset_file.load(os.path.join(path, "logs.yaml")))
-        assert len(frames["train"]) + len(frames["eval"]) == 2 * 4000, fmt
+        assert sum(len(frames[split]) for split in SPLITS) == 2 * 4000, fmt
+        assert len(frames["test"]) > 0, fmt
         assert list(frames["train"].columns[-6:]) == config.task_names
 
 
@@ -249,6 +251,7 @@ def test_dataset_file_manifest_and_columns(default_run):
     assert manifest["spans"]["3"]["date"] == "2024-01-03"
     assert sum(manifest["spans"]["3"]["rows"].values()) == 60_000
     assert 0.08 < manifest["spans"]["3"]["rows"]["eval"] / 60_000 < 0.12
+    assert 0.08 < manifest["spans"]["3"]["rows"]["test"] / 60_000 < 0.12
     assert manifest["columns"] == list(rows[1].columns)
     assert sorted(os.listdir(path)) == ["generator.json", "manifest.json", "shortvideo.yaml",
                                         "span-1", "span-2", "span-3"]
@@ -283,7 +286,8 @@ def test_settings_and_bad_knobs():
             (["days=two"], "expected int"), (["tasks.x.cos=0.1"], "add it with"),
             (["tasks.like.parent=click", "tasks.like.rate=0.06"], "rate must be below"),
             (["tasks.like.cos=2"], "cos must be in"), (["conflict_task=click"], "auxiliary"),
-            (["tasks=click,a,b"], "unknown tasks"), (["new_user_share=1"], "new_user_share")):
+            (["tasks=click,a,b"], "unknown tasks"), (["new_user_share=1"], "new_user_share"),
+            (["eval_fraction=0.5", "test_fraction=0.5"], "eval_fraction \\+ test_fraction")):
         with pytest.raises(ValueError, match=message):
             simulator_config.configure("default", {}, settings)
     with pytest.raises(ValueError, match="unknown preset"):
