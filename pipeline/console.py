@@ -14,7 +14,7 @@ Transform started
 Transform done in 21.7 s: rows in train 2,412, eval 588
 Trainer started
 Epoch 1/3 ...                                       (Keras's own lines, on stdout)
-Trainer done in 30.2 s: 3 epochs of 128 examples
+Trainer done in 30.2 s: 3 epochs, batch 128
 ```
 
 `(cached)` marks a component whose outputs were reused. Rows are what is known cheaply from
@@ -217,11 +217,11 @@ def _splits(rows: Dict[str, int]) -> str:
 
 
 def _training(execution) -> str:
-    """`N steps of B examples` or `E epochs of B examples`, from the Trainer's exec properties."""
+    """`N steps, batch B` or `E epochs, batch B`, from the Trainer's exec properties."""
     properties = execution.custom_properties
     config = json.loads(properties["custom_config"].string_value)
     steps = json.loads(properties["train_args"].string_value).get("num_steps")
     if steps:
-        return f"{steps} steps of {config['batch_size']} examples"
+        return f"{steps} steps, batch {config['batch_size']}"
     epochs = config["epochs"]
-    return f"{epochs} epoch{'s' if epochs != 1 else ''} of {config['batch_size']} examples"
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}, batch {config['batch_size']}"

@@ -110,7 +110,7 @@ def test_one_line_per_component_and_the_warnings_in_the_log_file(tmp_path):
     done = _component_lines(quiet.stdout)
     assert done["StatisticsGen"].endswith(f": rows {ROWS}")
     assert done["Transform"].endswith(f": rows in {ROWS}")
-    assert done["Trainer"].endswith(": 1 epoch of 64 examples")
+    assert done["Trainer"].endswith(": 1 epoch, batch 64")
     # Keras's epoch line (fit(verbose=2)) stays on the console.
     assert re.search(r"^\d+/\d+ - .*loss: ", quiet.stdout, re.MULTILINE), quiet.stdout
     for stream in (quiet.stdout, quiet.stderr):

@@ -285,6 +285,48 @@ def test_overload_is_refused_fast_with_retry_after(stall):
         assert max(refused_times) < 0.5
 
 
+def test_predicted_wait_past_the_bound_is_refused_at_arrival(stall):
+    """Under `max_inflight_requests`, a request is still refused at once, with Retry-After,
+    when its predicted wait (in flight / measured rate) passes `max_queue_wait_seconds`:
+    2 in flight at 10 / s is 200 ms > 50 ms (the cold-start floor `min_inflight` lowered to
+    1). Nothing is queued for it."""
+    limits = ServerLimits(max_inflight_requests=100, inference_timeout_seconds=60)
+    with serve_fixture_models(limits=limits, batching=None,
+                              max_queue_wait_seconds=0.05) as running:
+        release = stall()
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            post(running.rest_port, PREDICT, '{"instances": [1.0]}'))) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while running.core.inflight < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        running.core.admission.rate = 10.0      # as if measured
+        running.core.admission.min_inflight = 1
+        try:
+            started = time.monotonic()
+            status, body, headers = post(running.rest_port, PREDICT, '{"instances": [1.0]}')
+            refused_in = time.monotonic() - started
+            assert status == 429 and "more than 50 ms" in body["error"], body
+            assert headers["Retry-After"] == str(limits.retry_after_seconds)
+            channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Predict(_half_plus_two_request(np.array([1.0], np.float32)), timeout=10)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "more than 50 ms" in error.value.details()
+            assert ("retry-after", "1") in error.value.trailing_metadata()
+            channel.close()
+            assert running.core.inflight == 2
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert [r[:2] for r in results] == [(200, {"predictions": [2.5]})] * 2
+        assert refused_in < 0.5
+
+
 def test_inference_deadline_is_504_and_deadline_exceeded(stall):
     limits = ServerLimits(inference_timeout_seconds=0.2)
     with serve_fixture_models(limits=limits, batching=None) as running:

@@ -9,8 +9,9 @@ Hardening: a request that does not parse as its proto is INVALID_ARGUMENT (not U
 Predict tensor whose dtype differs from the signature's is refused, never cast; its element
 count is computed from the declared shape and checked against `max_tensor_elements` (and dim 0
 against `max_batch_rows`) before `make_ndarray` allocates anything; conversion runs on the
-parse pool; PredictionService calls pass admission control (RESOURCE_EXHAUSTED with a
-`retry-after` trailer past the in-flight bound).
+parse pool (on the event loop for at most `service.SMALL_WORK` declared elements);
+PredictionService calls pass admission control (RESOURCE_EXHAUSTED with a `retry-after`
+trailer past the in-flight bound or the longest predicted wait).
 """
 import logging
 import math
@@ -32,6 +33,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
 from drgrad.serving.server import servable as servable_lib
+from drgrad.serving.server import service
 from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
@@ -157,10 +159,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             return {key: _tensor_to_array(key, tensor, signature.inputs[key][0], limits)
                     for key, tensor in request.inputs.items()}
 
+        declared = sum(math.prod(d.size for d in t.tensor_shape.dim)
+                       for t in request.inputs.values())
         name, version, label = _spec_args(request.model_spec)
         number, key, outputs = await self.core.predict(
             name, version, label, request.model_spec.signature_name, None,
-            output_filter=tuple(request.output_filter), convert=convert)
+            output_filter=tuple(request.output_filter), convert=convert,
+            inline=service.is_small(declared))
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, name, number, key)
         for output_key, value in outputs.items():

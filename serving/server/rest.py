@@ -12,10 +12,12 @@ already in this stack's dependencies, and it shares one event loop with `grpc.ai
 front ends feed the same batcher without cross-thread hand-offs.
 
 Hardening (`serving.model_config.ServerLimits`): POSTs pass admission control before their
-body is read (429 + `Retry-After` past the in-flight bound); the body is read under a size
-cap and a timeout, inflated (gzip/deflate) in chunks under a second cap, depth-scanned, parsed
-and converted on the parse pool, never on the event loop. aiohttp's own protocol errors
-(request line too long, malformed header, ...) are answered as `{"error": ...}` JSON too.
+body is read (429 + `Retry-After` past the in-flight bound or the longest predicted wait); the
+body is read under a size cap and a timeout, inflated (gzip/deflate) in chunks under a second
+cap, depth-scanned, parsed and converted on the parse pool; only bodies of at most
+`service.SMALL_WORK` bytes (tens of microseconds of work, less than the hand-off to a thread)
+are handled on the event loop. aiohttp's own protocol errors (request line too long, malformed
+header, ...) are answered as `{"error": ...}` JSON too.
 """
 import asyncio
 import http
@@ -30,6 +32,7 @@ from google.protobuf import json_format
 import grpc
 
 from drgrad.serving.server import json_codec
+from drgrad.serving.server import service
 from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
@@ -182,17 +185,23 @@ class RestApi:
                 parts.append(chunk)
 
         try:
-            await asyncio.wait_for(read(), self.limits.body_timeout_seconds)
+            if request.content.is_eof():   # all of it came with the header: nothing to time
+                await read()
+            else:
+                await asyncio.wait_for(read(), self.limits.body_timeout_seconds)
         except asyncio.TimeoutError:
             raise HttpRefusal(408, f"Request body not received within "
                                    f"{self.limits.body_timeout_seconds:g} s") from None
-        return await self.core.offload(
-            inflate, b"".join(parts), request.headers.get("Content-Encoding"),
-            self.limits.max_decompressed_bytes)
+        encoding = request.headers.get("Content-Encoding")
+        # An identity body is taken as is; an encoded one may inflate to any size: the pool.
+        return await self.core.offload(inflate, b"".join(parts), encoding,
+                                       self.limits.max_decompressed_bytes,
+                                       inline=encoding is None)
 
     async def _parse(self, body):
         return await self.core.offload(json_codec.parse_json_body, body,
-                                       self.limits.max_json_depth)
+                                       self.limits.max_json_depth,
+                                       inline=service.is_small(len(body)))
 
     async def _predict(self, name, version, label, body):
         document = await self._parse(body)
@@ -207,8 +216,11 @@ class RestApi:
             return inputs
 
         _, _, outputs = await self.core.predict(name, version, label, signature_name, None,
-                                                convert=convert)
-        return await self.core.offload(json_codec.predict_response, outputs, row_format[0])
+                                                convert=convert,
+                                                inline=service.is_small(len(body)))
+        elements = sum(int(getattr(v, "size", 1)) for v in outputs.values())
+        return await self.core.offload(json_codec.predict_response, outputs, row_format[0],
+                                       inline=service.is_small(elements))
 
     async def _examples(self, body):
         document = await self._parse(body)

@@ -120,12 +120,14 @@ class Servable:
         if unknown:
             raise invalid_argument(f"output tensor alias not found in signature: {unknown[0]} "
                                    f"Outputs expected to be in the set {sorted(info.outputs)}.")
-        tensors = {}
-        for key, value in inputs.items():
-            dtype, shape = info.inputs[key]
-            tensors[key] = _to_tensor(key, value, dtype, shape)
+        # The loaded signature's flat call: its keyword wrapper re-validates, in Python, the
+        # dtypes and shapes `_to_tensor` has just checked, which costs more than the model at
+        # small batches (about 1.3 of 2.3 ms at batch 1, docs/RELIABILITY.md). The flat
+        # inputs are the keyword inputs in `tf.nest` order: sorted by key.
+        tensors = [_to_tensor(key, inputs[key], *info.inputs[key]) for key in sorted(inputs)]
         try:
-            outputs = info.function(**tensors)
+            outputs = info.function._call_flat(  # pylint: disable=protected-access
+                tensors, info.function.captured_inputs)
         except tf.errors.OpError as error:
             raise _status_from_tf_error(error) from None
         keys = output_filter or outputs.keys()

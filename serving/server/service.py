@@ -12,9 +12,20 @@ import functools
 import numpy as np
 
 from drgrad.serving import model_config
+from drgrad.serving.server import admission as admission_lib
 from drgrad.serving.server import servable as servable_lib
-from drgrad.serving.server.errors import (deadline_exceeded, invalid_argument, not_found,
-                                          resource_exhausted)
+from drgrad.serving.server.errors import deadline_exceeded, invalid_argument, not_found
+
+# Requests this small (body bytes, or tensor elements) are parsed, converted and answered on
+# the event loop: that takes tens of microseconds, less than the hand-off to a pool thread
+# (which, under load, also waits for the GIL). Anything larger still never runs there.
+SMALL_WORK = 8 << 10
+
+
+def is_small(size):
+    """Whether work on `size` bytes or elements is cheap enough for the event loop."""
+    return size <= SMALL_WORK
+
 
 _STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 _CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -22,15 +33,31 @@ _REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 def _with_deadline(method):
-    """Runs an inference coroutine under `limits.inference_timeout_seconds`."""
+    """Runs an inference coroutine under `limits.inference_timeout_seconds`.
+
+    A timer cancels the request's own task: `asyncio.wait_for` would run the coroutine as a
+    second task, a cost paid by every request.
+    """
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
         seconds = self.limits.inference_timeout_seconds
+        task = asyncio.current_task()
+        expired = []
+
+        def expire():
+            expired.append(True)
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
         try:
-            return await asyncio.wait_for(method(self, *args, **kwargs), seconds)
-        except asyncio.TimeoutError:
+            return await method(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            if not expired:
+                raise      # the client went away, not the deadline
             raise deadline_exceeded(f"Request did not finish within the inference deadline "
                                     f"of {seconds:g} s") from None
+        finally:
+            timer.cancel()
     return wrapper
 
 
@@ -44,32 +71,42 @@ class ServingCore:
       limits: `serving.model_config.ServerLimits` (defaults if None).
       parse_executor: bounded `Executor` where request parsing and tensor conversion run, so
         the event loop never does that work (defaults to `executor`).
+      max_queue_wait_seconds: admission refuses a request whose predicted wait is longer
+        (`serving.server.admission`).
     """
 
-    def __init__(self, manager, executor, batcher=None, limits=None, parse_executor=None):
+    def __init__(self, manager, executor, batcher=None, limits=None, parse_executor=None,
+                 max_queue_wait_seconds=admission_lib.DEFAULT_MAX_WAIT_SECONDS):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
         self.limits = limits or model_config.ServerLimits()
         self.parse_executor = parse_executor or executor
-        self.inflight = 0    # admitted requests; only touched on the event loop
+        self.admission = admission_lib.Admission(self.limits.max_inflight_requests,
+                                                 max_queue_wait_seconds,
+                                                 self.limits.retry_after_seconds)
+
+    @property
+    def inflight(self):
+        """Admitted requests not answered yet."""
+        return self.admission.inflight
 
     @contextlib.contextmanager
     def admit(self):
-        """Admission control: refuses at once (RESOURCE_EXHAUSTED) past the in-flight bound,
-        so overload is answered in microseconds instead of after seconds in a queue."""
-        if self.inflight >= self.limits.max_inflight_requests:
-            raise resource_exhausted(
-                f"Server is at its limit of {self.limits.max_inflight_requests} requests in "
-                f"flight; retry after {self.limits.retry_after_seconds} s")
-        self.inflight += 1
+        """Admission control: past the in-flight bound or the longest queue wait, refuses at
+        once (RESOURCE_EXHAUSTED), so overload is answered in microseconds instead of after
+        seconds in a queue."""
+        self.admission.admit()
         try:
             yield
         finally:
-            self.inflight -= 1
+            self.admission.release()
 
-    async def offload(self, fn, *args):
-        """Runs parsing/conversion work on the parse pool."""
+    async def offload(self, fn, *args, inline=False):
+        """Runs parsing/conversion work on the parse pool; `inline` (small work, see
+        `is_small`) runs it here, as a thread hop would cost more than the work."""
+        if inline:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.parse_executor, fn, *args)
 
     def _check_model(self, name):
@@ -81,10 +118,10 @@ class ServingCore:
 
     @_with_deadline
     async def predict(self, name, version, label, signature_name, inputs, output_filter=(),
-                      convert=None):
+                      convert=None, inline=False):
         """Runs a signature. `convert(signature_info) -> {key: np.ndarray}` builds the inputs
         once the signature is known (both front ends check dtypes against it), on the parse
-        pool; else `inputs` is used.
+        pool (here with `inline`); else `inputs` is used.
 
         Returns `(version, signature_key, {output_key: np.ndarray})`.
         """
@@ -92,7 +129,7 @@ class ServingCore:
         with self.manager.acquire(name, version, label) as servable:
             info = servable.signature(signature_name)
             if convert is not None:
-                inputs = await self.offload(convert, info)
+                inputs = await self.offload(convert, info, inline=inline)
             inputs = {k: np.asarray(v) for k, v in inputs.items()}
             unknown = [k for k in output_filter if k not in info.outputs]
             if unknown:
