@@ -62,6 +62,8 @@ _LIMIT_HELP = {
     "body_timeout_seconds": "time allowed to receive a REST body (408 after)",
     "inference_timeout_seconds": "per-request deadline (504 / DEADLINE_EXCEEDED after)",
     "parse_threads": "threads parsing JSON and converting tensors off the event loop",
+    "max_queue_wait_seconds": "refuse (429/RESOURCE_EXHAUSTED) a request predicted to wait "
+                              "longer behind those in flight, once 64 are",
 }
 
 
@@ -81,18 +83,12 @@ def _positive(kind):
 def _add_limit_flags(parser):
     """One `--flag` per `ServerLimits` field, its default the field's (safe) default."""
     from drgrad.serving import model_config  # pylint: disable=g-import-not-at-top
-    from drgrad.serving.server import admission  # pylint: disable=g-import-not-at-top
 
     group = parser.add_argument_group("request limits and timeouts")
     for field in dataclasses.fields(model_config.ServerLimits):
         group.add_argument(f"--{field.name.replace('_', '-')}", type=_positive(field.type),
                            default=field.default,
                            help=f"{_LIMIT_HELP[field.name]} (default {field.default})")
-    group.add_argument("--max-queue-wait-seconds", type=_positive(float),
-                       default=admission.DEFAULT_MAX_WAIT_SECONDS,
-                       help="refuse (429/RESOURCE_EXHAUSTED) a request predicted to wait longer "
-                            f"behind those in flight, once {admission.DEFAULT_MIN_INFLIGHT} are "
-                            f"(default {admission.DEFAULT_MAX_WAIT_SECONDS})")
 
 
 def _add_k8s_flags(parser):
@@ -175,7 +171,7 @@ def _serve(args):
     server = app.ModelServer.from_model_base(
         args.model_base, model_name=args.model_name, batching=batching, host=args.host,
         rest_port=args.rest_port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
-        limits=limits, max_queue_wait_seconds=args.max_queue_wait_seconds)
+        limits=limits)
     server.start()
     print(f"drgrad serve: models {server.manager.model_names()} on REST "
           f"http://{args.host}:{server.rest_port} and gRPC {args.host}:{server.grpc_port}",

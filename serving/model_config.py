@@ -212,6 +212,11 @@ class ServerLimits:
       inference_timeout_seconds: per-request deadline for conversion + model call (504 /
         DEADLINE_EXCEEDED).
       parse_threads: threads that parse JSON and convert tensors, off the event loop.
+      max_queue_wait_seconds: once `admission.DEFAULT_MIN_INFLIGHT` requests are in flight, a
+        request whose predicted wait (in flight ÷ measured service rate) is longer is refused
+        at arrival (`serving.server.admission`). Generous (5x the 64-client p99 goal of issue
+        17), so a burst a slower moment cannot absorb at once is queued, not refused; what
+        would wait longer has little chance of a useful answer.
     """
     max_body_bytes: int = 64 << 20
     max_decompressed_bytes: int = 64 << 20
@@ -224,6 +229,7 @@ class ServerLimits:
     body_timeout_seconds: float = 30.0
     inference_timeout_seconds: float = 30.0
     parse_threads: int = 2
+    max_queue_wait_seconds: float = 0.25
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

@@ -290,9 +290,9 @@ def test_predicted_wait_past_the_bound_is_refused_at_arrival(stall):
     when its predicted wait (in flight / measured rate) passes `max_queue_wait_seconds`:
     2 in flight at 10 / s is 200 ms > 50 ms (the cold-start floor `min_inflight` lowered to
     1). Nothing is queued for it."""
-    limits = ServerLimits(max_inflight_requests=100, inference_timeout_seconds=60)
-    with serve_fixture_models(limits=limits, batching=None,
-                              max_queue_wait_seconds=0.05) as running:
+    limits = ServerLimits(max_inflight_requests=100, inference_timeout_seconds=60,
+                          max_queue_wait_seconds=0.05)
+    with serve_fixture_models(limits=limits, batching=None) as running:
         release = stall()
         results = []
         threads = [threading.Thread(target=lambda: results.append(
@@ -442,3 +442,15 @@ def test_limits_reject_bad_values():
                 {"parse_threads": True}):
         with pytest.raises(ValueError):
             ServerLimits(**bad)
+
+
+@pytest.mark.parametrize("value, dtype", [([300], tf.uint8), ([[1], [-129]], tf.int8),
+                                          ([2 ** 31], tf.int32), ([-1], tf.uint16)])
+def test_json_integers_outside_a_small_dtype_are_refused_not_wrapped(value, dtype):
+    """NumPy 1.x would wrap 300 to 44 as uint8; TF Serving refuses the value."""
+    from drgrad.serving.server import json_codec
+    from drgrad.serving.server.errors import ServingError
+    with pytest.raises(ServingError, match="out of range") as caught:
+        json_codec.to_array(value, dtype)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    np.testing.assert_array_equal(json_codec.to_array([255, 0], tf.uint8), [255, 0])

@@ -16,10 +16,6 @@ import time
 
 from drgrad.serving.server.errors import resource_exhausted
 
-# Admitted requests should be answered within about this long. Generous (5x the 64-client p99
-# goal of issue 17), so a burst that a slower moment cannot absorb at once is queued, not
-# refused; what would wait longer than this has little chance of a useful answer.
-DEFAULT_MAX_WAIT_SECONDS = 0.25
 # Below this many in flight no request is refused on a prediction: a cold start's first slow
 # calls measure a low rate, and must not turn a handful of concurrent clients away.
 DEFAULT_MIN_INFLIGHT = 64

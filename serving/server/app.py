@@ -16,7 +16,6 @@ import socket
 import threading
 
 from drgrad.serving import model_config as model_config_lib
-from drgrad.serving.server import admission as admission_lib
 from drgrad.serving.server import manager as manager_lib
 
 _log = logging.getLogger(__name__)
@@ -91,14 +90,11 @@ class ModelServer:
       limits: `serving.model_config.ServerLimits` (request sizes, timeouts, admission).
       allowed_roots: directories `HandleReloadConfigRequest` may point base paths into
         (default: the base paths of `config`).
-      max_queue_wait_seconds: a request whose predicted wait behind those in flight is longer
-        is refused at arrival (`serving.server.admission`).
     """
 
     def __init__(self, config, host="127.0.0.1", rest_port=8501, grpc_port=8500,
                  batching=None, poll_seconds=1.0, num_threads=None, limits=None,
-                 allowed_roots=None,
-                 max_queue_wait_seconds=admission_lib.DEFAULT_MAX_WAIT_SECONDS):
+                 allowed_roots=None):
         if rest_port is None and grpc_port is None:
             raise ValueError("enable at least one of rest_port and grpc_port")
         for label, port in (("rest_port", rest_port), ("grpc_port", grpc_port)):
@@ -108,7 +104,6 @@ class ModelServer:
         self.rest_port = rest_port
         self.grpc_port = grpc_port
         self._poll_seconds = poll_seconds
-        self._max_queue_wait_seconds = max_queue_wait_seconds
         self._batching = batching
         threads = num_threads or max(4, (batching.num_batch_threads if batching else 0) + 2)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads,
@@ -183,7 +178,7 @@ class ModelServer:
         batcher = (batching_lib.Batcher(self._batching, self._executor)
                    if self._batching is not None else None)
         self.core = service.ServingCore(self.manager, self._executor, batcher, self.limits,
-                                        self._parse_executor, self._max_queue_wait_seconds)
+                                        self._parse_executor)
         runner = grpc_server = None
         idle_ms = int(self.limits.idle_timeout_seconds * 1000)
         try:

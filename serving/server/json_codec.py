@@ -187,6 +187,7 @@ def to_array(value, dtype, max_elements=None):
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
+        _check_int_range(flat, dtype)
         try:
             array = np.array(flat, dtype=dtype.as_numpy_dtype)
         except OverflowError:
@@ -207,10 +208,21 @@ def _flat_numbers(value, dtype, max_elements):
     allowed = {int} if dtype.is_integer else {int, float}
     if not set(map(type, value)) <= allowed:      # bool, nested lists, strings, ...
         return None
+    _check_int_range(value, dtype)
     try:
         return np.array(value, dtype=dtype.as_numpy_dtype)
     except OverflowError:
         return None     # the general path names the value
+
+
+def _check_int_range(values, dtype):
+    """Refuses an integer outside ``dtype``'s range before NumPy sees it: NumPy 1.x wraps such a
+    value silently (300 as uint8 is 44) where TF Serving refuses it."""
+    if dtype.is_integer and values:
+        info = np.iinfo(dtype.as_numpy_dtype)
+        if min(values) < info.min or max(values) > info.max:
+            raise invalid_argument(f"JSON Value out of range for type {_dtype_name(dtype)}: "
+                                   f"{_out_of_range(values, dtype)}")
 
 
 def _out_of_range(flat, dtype):

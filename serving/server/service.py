@@ -71,19 +71,16 @@ class ServingCore:
       limits: `serving.model_config.ServerLimits` (defaults if None).
       parse_executor: bounded `Executor` where request parsing and tensor conversion run, so
         the event loop never does that work (defaults to `executor`).
-      max_queue_wait_seconds: admission refuses a request whose predicted wait is longer
-        (`serving.server.admission`).
     """
 
-    def __init__(self, manager, executor, batcher=None, limits=None, parse_executor=None,
-                 max_queue_wait_seconds=admission_lib.DEFAULT_MAX_WAIT_SECONDS):
+    def __init__(self, manager, executor, batcher=None, limits=None, parse_executor=None):
         self.manager = manager
         self.executor = executor
         self.batcher = batcher
         self.limits = limits or model_config.ServerLimits()
         self.parse_executor = parse_executor or executor
         self.admission = admission_lib.Admission(self.limits.max_inflight_requests,
-                                                 max_queue_wait_seconds,
+                                                 self.limits.max_queue_wait_seconds,
                                                  self.limits.retry_after_seconds)
 
     @property
