@@ -28,6 +28,22 @@ exported signature has exactly one output per task; for split backbones the prim
    metric update; otherwise the step is skipped (no apply, no strategy update, no metric
    update; counted in ``skipped_steps``): a NaN never reaches the weights.
 
+Under a `tf.distribute` strategy (`MirroredStrategy`, `MultiWorkerMirroredStrategy`) each
+replica's task loss is its examples' share of the GLOBAL batch mean (`tf.nn.compute_average_loss`
+semantics: local sum / global batch size, the regularization divided by the replica count), so
+the SUM over replicas of the gradients is the gradient of the global batch. Steps 2–4's
+gradients (summed, per-task, regularization) are all-reduced (SUM, `ReplicaContext.all_reduce`)
+BEFORE step 5, so every strategy combines, and keeps its state from, the global batch's
+gradients, identically on every replica; ``loss_weights`` and `StrategyInputs` see the global
+task losses. Step 6 decides finiteness on the reduced values (the same on every replica), and,
+since a synchronizing call (``apply_gradients`` with its merge, an assign to a state variable)
+must not sit in a `tf.cond` in replica context, it crosses into the cross-replica context
+(``merge_call``) and runs ``tf.cond(finite, call_for_each_replica(apply), skip)`` there (the
+pattern of tf-keras's `LossScaleOptimizer`), with ``apply_gradients(...,
+skip_gradients_aggregation=True)``: the gradients are already reduced. Outside any strategy
+none of this is traced. `ParameterServerStrategy` is refused (`compile`). docs/SCALING.md
+("Training under tf.distribute") gives the cost per strategy.
+
 All variables (model, strategy state, optimizer slots, logged statistics) are created eagerly
 at construction / `compile`, never inside a traced step, so the steps run under `tf.function`
 (the Keras default) and retracing is safe. Variables are told apart by `Variable.ref()`.
@@ -50,6 +66,34 @@ def _stat_key(name):
     return name.replace("/", "__")
 
 
+def _replica_sum(value):
+    """``value`` summed over the replicas (all-reduce) under a `tf.distribute` strategy; ``value``
+    itself outside one (then nothing is traced). ``value``: a nest of tensors /
+    `tf.IndexedSlices`, or None."""
+    if value is None or not tf.distribute.has_strategy():
+        return value
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _check_distribution(strategy):
+    """Refuses what `train_step` does not support (see the module docstring)."""
+    if isinstance(strategy, (tf.distribute.experimental.ParameterServerStrategy,
+                             tf.distribute.experimental.CentralStorageStrategy)):
+        raise ValueError(f"MultiTaskModel does not support {type(strategy).__name__}: its "
+                         "train_step all-reduces gradients between replicas before the gradient "
+                         "strategy combines them; use MirroredStrategy or "
+                         "MultiWorkerMirroredStrategy")
+
+
+def _all_finite(total, grads):
+    """Whether the loss and every gradient (values of `tf.IndexedSlices`) are finite."""
+    finite = tf.math.is_finite(total)
+    for grad in grads:
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+    return finite
+
+
 def _positive_weights(positive_weights, tasks):
     """``{task: p}`` for every task (1.0 unless given); p finite and > 0."""
     weights = {t: 1.0 for t in tasks}
@@ -64,10 +108,16 @@ def _positive_weights(positive_weights, tasks):
 
 
 class _Forward(NamedTuple):
-    """What step 1 computes under the tape."""
+    """What step 1 computes under the tape.
+
+    ``task_losses`` and ``total`` are this replica's shares (the losses themselves outside a
+    `tf.distribute` strategy); ``global_losses`` are the global batch's task losses (constants
+    for the tape under a strategy), which the strategy and the metrics see.
+    """
     logits: Dict[str, tf.Tensor]
     representations: Optional[Dict[str, tf.Tensor]]
     task_losses: Dict[str, tf.Tensor]
+    global_losses: Dict[str, tf.Tensor]
     weights: Dict[str, tf.Tensor]
     weighted: Dict[str, tf.Tensor]
     total: tf.Tensor
@@ -114,16 +164,21 @@ class MultiTaskModel(tf.keras.Model):
         self.backbone = backbone
         self.strategy = strategy
         self.mixer = TowerMixer(name="mixer") if backbone.split_primary else None
+        # Per-example losses (Reduction.NONE): `_task_losses` averages them over the global
+        # batch, which AUTO reduction cannot do under a tf.distribute strategy.
         self.ranking_tasks = {
             t: tfrs.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                loss=tf.keras.losses.BinaryCrossentropy(
+                    from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
                 metrics=[tf.keras.metrics.AUC(name=f"{t}_auc", from_logits=True,
                                               num_thresholds=1000)],
                 name=f"ranking_{t}")
             for t in tasks}
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.task_loss_trackers = {t: tf.keras.metrics.Mean(name=f"{t}_loss") for t in tasks}
-        self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+        # ONLY_FIRST_REPLICA: the values are the same on every replica (module docstring).
+        self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._build_eagerly()
 
     # -- construction ----------------------------------------------------------------------
@@ -164,11 +219,13 @@ class MultiTaskModel(tf.keras.Model):
                                  f"{overlap}")
         self.strategy.build(self)
         self.strategy_stats = {
-            _stat_key(name): tf.Variable(0.0, trainable=False, name=f"stat_{_stat_key(name)}")
+            _stat_key(name): tf.Variable(0.0, trainable=False, name=f"stat_{_stat_key(name)}",
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             for name in self.strategy.stat_names(self.task_names)}
 
     def compile(self, optimizer="adam", **kwargs):  # pylint: disable=arguments-differ
         """Compiles and creates the optimizer's slots now (never inside a traced step)."""
+        _check_distribution(self.distribute_strategy)
         super().compile(optimizer=optimizer, **kwargs)
         if hasattr(self.optimizer, "build"):
             self.optimizer.build(self.trainable_variables)
@@ -199,9 +256,14 @@ class MultiTaskModel(tf.keras.Model):
         return {t: tf.cast(tf.sigmoid(logits[t]), tf.float32) for t in self.task_names}
 
     def _task_losses(self, labels, logits, sample_weight, training, compute_metrics=True):
+        """``{task: this replica's share of the global batch's weighted mean loss}``: the sum of
+        its per-example losses over the GLOBAL batch size (`tf.nn.compute_average_loss`), so the
+        replicas' shares add up to the global mean (outside a strategy: the batch mean)."""
         missing = [t for t in self.task_names if t not in labels]
         if missing:
             raise ValueError(f"labels lack tasks {missing}")
+        global_batch = _replica_sum(
+            tf.cast(tf.size(labels[self.task_names[0]]), tf.float32))
         losses = {}
         for task in self.task_names:
             y = tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1])
@@ -212,8 +274,9 @@ class MultiTaskModel(tf.keras.Model):
                 loss_weight = 1.0 + (positive_weight - 1.0) * y
                 if sample_weight is not None:
                     loss_weight *= tf.reshape(tf.cast(sample_weight, tf.float32), [-1, 1])
-            losses[task] = self.ranking_tasks[task](y, z, sample_weight=loss_weight,
-                                                    training=training, compute_metrics=False)
+            per_example = self.ranking_tasks[task](y, z, sample_weight=loss_weight,
+                                                   training=training, compute_metrics=False)
+            losses[task] = tf.math.divide_no_nan(tf.reduce_sum(per_example), global_batch)
             if compute_metrics:
                 self._update_task_metrics(task, y, z, sample_weight)
         return losses
@@ -244,9 +307,12 @@ class MultiTaskModel(tf.keras.Model):
             summed, stats = self._summed_gradients(tape, forward, variables), {}
         per_task, regularization_grads = self._per_task_gradients(tape, forward)
         del tape
+        # The all-reduce (a no-op outside a strategy): strategies see the global batch.
+        summed, per_task, regularization_grads = (
+            _replica_sum(summed), _replica_sum(per_task), _replica_sum(regularization_grads))
         inputs = StrategyInputs(
             variables=self._groups, summed=self._by_group(summed, variables), per_task=per_task,
-            task_losses=forward.task_losses, loss_weights=forward.weights,
+            task_losses=forward.global_losses, loss_weights=forward.weights,
             step=self.optimizer.iterations)
         final, combined, combine_stats = self._combine(inputs, summed, variables,
                                                        regularization_grads)
@@ -269,13 +335,20 @@ class MultiTaskModel(tf.keras.Model):
             logits = self.task_logits(features, training=True)
         task_losses = self._task_losses(labels, logits, sample_weight, training=True,
                                         compute_metrics=False)
+        global_losses = task_losses
+        if tf.distribute.has_strategy():
+            global_losses = _replica_sum({t: tf.stop_gradient(task_losses[t])
+                                          for t in self.task_names})
         alpha = {t: tf.constant(self.task_weights[t], tf.float32) for t in self.task_names}
-        weights = self.strategy.loss_weights(task_losses, alpha)
+        weights = self.strategy.loss_weights(global_losses, alpha)
         weighted = {t: weights[t] * task_losses[t] for t in self.task_names}
         regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        if self.losses and tf.distribute.has_strategy():
+            # Every replica adds it: its share, so the all-reduced gradient counts it once.
+            regularization = tf.nn.scale_regularization_loss(regularization)
         total = tf.add_n(list(weighted.values())) + regularization
-        return _Forward(logits, representations, task_losses, weights, weighted, total,
-                        regularization)
+        return _Forward(logits, representations, task_losses, global_losses, weights, weighted,
+                        total, regularization)
 
     @staticmethod
     def _summed_gradients(tape, forward, variables) -> List:
@@ -350,27 +423,46 @@ class MultiTaskModel(tf.keras.Model):
     def _apply_if_finite(self, inputs, combined, final, variables, forward, labels,
                          sample_weight):
         """Step 6: apply, update the strategy and the metrics, or skip a non-finite step."""
-        finite = tf.math.is_finite(forward.total)
-        for grad in final:
-            values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(values)))
+        total = _replica_sum(forward.total)  # the global batch's loss (itself outside a strategy)
+        finite = _all_finite(total, final)
         own = set()
         if self.strategy.applies_own_updates:
             own = {v.ref() for vs in self._groups.values() for v in vs}
+        distributed = tf.distribute.has_strategy()
+        # Under a strategy the gradients are already all-reduced: no second aggregation.
+        apply_kwargs = {"skip_gradients_aggregation": True} if distributed else {}
 
-        def apply():
+        def apply(inputs, combined, final, logits, task_losses, total, labels, sample_weight):
             self.optimizer.apply_gradients(
-                [(g, v) for g, v in zip(final, variables) if v.ref() not in own])
+                [(g, v) for g, v in zip(final, variables) if v.ref() not in own], **apply_kwargs)
+            inputs = inputs._replace(variables=self._groups, step=self.optimizer.iterations)
             if own:
                 self.strategy.apply_updates(inputs, combined)
             self.strategy.after_apply(inputs, combined)
             # Metrics only see applied steps, so one bad batch cannot turn the epoch's loss NaN.
-            self._update_metrics(labels, forward.logits, sample_weight, forward.total,
-                                 forward.task_losses)
+            self._update_metrics(labels, logits, sample_weight, total, task_losses)
             return tf.constant(0, tf.int64)
 
-        self.skipped_steps.assign_add(
-            tf.cond(finite, apply, lambda: tf.constant(1, tf.int64)))
+        # Per-replica values travel as arguments (variables stay closed over: the replicas'
+        # copies must not be unwrapped); `inputs` is rebuilt with its variables in `apply`.
+        args = (inputs._replace(variables=None, step=None), combined, final, forward.logits,
+                forward.global_losses, total, labels, sample_weight)
+        if not distributed:
+            self.skipped_steps.assign_add(
+                tf.cond(finite, lambda: apply(*args), lambda: tf.constant(1, tf.int64)))
+            return
+
+        def cross_replica(distribution, finite, *per_replica):
+            # `finite` is the same on every replica (decided on all-reduced values).
+            def apply_on_replicas():
+                distribution.extended.call_for_each_replica(apply, args=per_replica)
+                return tf.constant(0, tf.int64)
+
+            self.skipped_steps.assign_add(tf.cond(
+                distribution.experimental_local_results(finite)[0], apply_on_replicas,
+                lambda: tf.constant(1, tf.int64)))
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite,) + args)
 
     def _by_group(self, grads, variables):
         """``{group: [gradient of each variable of the group]}`` out of a per-variable list."""
@@ -388,7 +480,8 @@ class MultiTaskModel(tf.keras.Model):
     def test_step(self, data):
         features, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
         logits = self.task_logits(features, training=False)
-        task_losses = self._task_losses(labels, logits, sample_weight, training=False)
+        task_losses = _replica_sum(self._task_losses(labels, logits, sample_weight,
+                                                     training=False))
         total = tf.add_n([self.task_weights[t] * task_losses[t] for t in self.task_names])
         if self.losses:
             total += tf.add_n(self.losses)

@@ -71,6 +71,11 @@ def _add_model_args(parser):
                         help="examples per training step (default: 1024)")
     parser.add_argument("--train-steps", type=_positive_int, default=None,
                         help="train for exactly this many steps instead of --epochs")
+    parser.add_argument("--distribute", default=None,
+                        choices=("none", "mirrored", "multi-worker"),
+                        help="the Trainer's tf.distribute strategy (default none): mirrored "
+                             "(every local GPU, else every logical CPU) or multi-worker "
+                             "(TF_CONFIG)")
     parser.add_argument("--min-auc", type=_fraction, default=None,
                         help="Evaluator AUC floor for every task (default: 0.5)")
     parser.add_argument("--max-auc-drop", type=float, default=None,
@@ -256,6 +261,8 @@ def _model_kwargs(args, spec):
         value = getattr(args, name)
         if value is not None:
             kwargs[name] = value
+    if args.distribute is not None:
+        kwargs["distribute"] = args.distribute.replace("-", "_")
     return kwargs
 
 

@@ -12,7 +12,7 @@ PipelineConfig
               analyzer_cache
   training    run_fn, backbone, strategy, backbone_args, strategy_args, task_weights,
               learning_rate, seed, epochs, batch_size, embedding_dim, train_steps, eval_steps,
-              warm_start
+              warm_start, distribute
   evaluation  min_auc, max_auc_drop
   push        serving_model_dir
   runtime     metadata_connection_config, beam_pipeline_args, enable_cache, data_only
@@ -173,6 +173,8 @@ class TrainingConfig(_Frozen):
       train_steps, eval_steps: TrainArgs / EvalArgs `num_steps` (None = by epochs / the whole
         eval split).
       warm_start: give the Trainer the latest blessed model as `base_model`.
+      distribute: the tf.distribute strategy the Trainer trains under
+        (`drgrad.training.distribution`): none | mirrored | multi_worker.
     """
 
     run_fn: NonEmptyStr = configs.RUN_FN
@@ -189,6 +191,7 @@ class TrainingConfig(_Frozen):
     train_steps: Optional[PositiveInt] = None
     eval_steps: Optional[PositiveInt] = configs.DEFAULT_EVAL_STEPS
     warm_start: bool = False
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
 
 class EvaluationConfig(_Frozen):

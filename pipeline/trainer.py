@@ -3,13 +3,17 @@
 `run_fn(fn_args)` (TFX generic trainer contract):
 
 1. rebuilds the feature config from the Transform graph (vocabulary sizes) and the model from
-   `custom_config` (`trainer_config(PipelineConfig)`: backbone, strategy and their arguments);
+   `custom_config` (`trainer_config(PipelineConfig)`: backbone, strategy and their arguments),
+   inside the tf.distribute strategy its ``distribute`` names (`drgrad.training.distribution`:
+   none | mirrored | multi_worker; `fit` distributes the datasets), and writes
+   ``distribute.json`` (``{"distribute", "num_replicas_in_sync"}``) beside the TensorBoard logs;
 2. reads transformed examples through `fn_args.data_accessor.tf_dataset_factory` as
    `({feature: [B]}, {task: [B]})` batches;
 3. trains with TensorBoard logs in `fn_args.model_run_dir` (`train_steps` when TrainArgs sets
    them, otherwise `epochs` passes over the train split);
 4. refuses to export a model with a non-finite weight;
-5. exports through `serving.export.export_saved_model` (raw `tf.Example` in, the Transform
+5. (only the chief of a multi-worker cluster; the other workers stop after training)
+   exports through `serving.export.export_saved_model` (raw `tf.Example` in, the Transform
    layer tracked inside, `{task: probability}` out) to `fn_args.serving_model_dir`, with
    `model_config.json` beside it and a trained-model directory (`drgrad.model.saving`:
    config, checkpoint, vocabularies) under the model artifact, from which the next day's run
@@ -29,9 +33,10 @@ from drgrad.pipeline.json_files import write_json
 from drgrad.pipeline.pipeline_config import PipelineConfig
 
 MODEL_CONFIG_FILE = saving.CONFIG_FILE
+DISTRIBUTE_FILE = "distribute.json"
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
-                 "personalization", "embedding_dim", "model_name")
+                 "personalization", "embedding_dim", "model_name", "distribute")
 
 
 def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
@@ -49,6 +54,8 @@ def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
 def _check_config(custom_config) -> Mapping[str, Any]:
     if not custom_config:
         raise ValueError("the Trainer needs custom_config = trainer_config(PipelineConfig)")
+    # Recorded (or compiled) before tf.distribute support: those trained on one replica.
+    custom_config = {"distribute": "none", **custom_config}
     missing = [key for key in _TRAINER_KEYS if key not in custom_config]
     if missing:
         raise ValueError(f"Trainer custom_config lacks {missing}; build it with "
@@ -115,6 +122,7 @@ def run_fn(fn_args):
 
     from drgrad.model import build_model
     from drgrad.serving.export import export_saved_model, write_warmup_requests
+    from drgrad.training import distribution
     from drgrad.training.callbacks import strategy_callbacks
 
     config = _check_config(fn_args.custom_config)
@@ -123,7 +131,12 @@ def run_fn(fn_args):
     tasks = list(built.tasks)
     if config["seed"] is not None:
         tf.keras.utils.set_random_seed(config["seed"])
-    model = build_model(**built.build_kwargs())
+    strategy = distribution.make_strategy(config["distribute"])
+    with strategy.scope():
+        model = build_model(**built.build_kwargs())
+    write_json(os.path.join(fn_args.model_run_dir, DISTRIBUTE_FILE),
+               {"distribute": config["distribute"],
+                "num_replicas_in_sync": strategy.num_replicas_in_sync})
 
     features = built.feature_config.feature_names
     train_steps = fn_args.train_steps
@@ -148,6 +161,8 @@ def run_fn(fn_args):
         model.fit(train, epochs=config["epochs"], validation_data=evaluation,
                   validation_steps=fn_args.eval_steps, callbacks=callbacks, verbose=2)
     check_finite_weights(model)
+    if not distribution.is_chief(strategy):
+        return
 
     raw_spec = tft_output.raw_feature_spec()
     # A request carries the features only: not the labels, nor other logged columns (a

@@ -120,3 +120,20 @@ def test_the_cli_reports_an_invalid_config_in_one_line(tmp_path, capsys):
     assert code == 1 and not list(tmp_path.iterdir())
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("drgrad pipeline: error: ") and "max_auc_drop" in err
+
+
+def test_pipeline_run_distribute_flag_reaches_the_trainer_config():
+    """`drgrad pipeline run --distribute multi-worker` -> `training.distribute` ->
+    the Trainer's custom_config; a custom_config recorded before the field trains on one
+    replica."""
+    from drgrad.cli.main import build_parser
+    from drgrad.data.specs import get_spec
+    from drgrad.pipeline import commands
+    args = build_parser().parse_args(["pipeline", "run", "--distribute", "multi-worker"])
+    kwargs = commands._model_kwargs(args, get_spec("census"))
+    assert kwargs["distribute"] == "multi_worker"
+    config = _config(**kwargs)
+    custom = trainer.trainer_config(config)
+    assert custom["distribute"] == "multi_worker"
+    del custom["distribute"]
+    assert trainer._check_config(custom)["distribute"] == "none"

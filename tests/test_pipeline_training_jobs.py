@@ -1,10 +1,10 @@
 """`drgrad pipeline training-job` (pipeline/training_jobs.py): a TFJob manifest and a Vertex AI
 CustomJobSpec with a chief and workers running `drgrad train --distribute multi-worker`,
-parsed back."""
+parsed back (and the command through `drgrad`'s own parser)."""
 import pytest
 import yaml
 
-from drgrad.cli.main import main
+from drgrad.cli.main import build_parser, main
 
 IMAGE = "gcr.io/p/drgrad-pipeline:1"
 
@@ -51,6 +51,18 @@ def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
         assert pool["containerSpec"] == {"imageUri": IMAGE, "command": [
             "drgrad", "train", "--distribute", "multi-worker", "--dataset", "synthetic",
             "--out", "/gcs/YOUR_BUCKET/drgrad/train/synthetic"]}
+
+
+@pytest.mark.parametrize("target", ["tfjob", "vertex"])
+def test_every_replica_runs_a_drgrad_train_command_under_multi_worker(tmp_path, target):
+    job = _write(tmp_path, "--target", target, "--train-arg=--epochs", "--train-arg", "2")
+    commands = ([spec["template"]["spec"]["containers"][0]["command"]
+                 for spec in job["spec"]["tfReplicaSpecs"].values()] if target == "tfjob" else
+                [pool["containerSpec"]["command"] for pool in job["workerPoolSpecs"]])
+    for command in commands:
+        assert command[0] == "drgrad"
+        args = build_parser().parse_args(command[1:])  # what `drgrad train` accepts
+        assert (args.func.__name__, args.distribute, args.epochs) == ("_train", "multi-worker", 2)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -58,6 +58,11 @@ def register(subparsers):
                              "through tensorflow-io")
     parser.add_argument("--log-every", type=_positive_int, default=10,
                         help="write strategy statistics to TensorBoard every N steps")
+    parser.add_argument("--distribute", default="none",
+                        choices=("none", "mirrored", "multi-worker"),
+                        help="train under tf.distribute: mirrored (every local GPU, else every "
+                             "logical CPU) or multi-worker (the cluster in TF_CONFIG; "
+                             "--batch-size is the global batch)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     parser.set_defaults(func=_train)
 
@@ -70,6 +75,6 @@ def _train(args):
           batch_size=args.batch_size, seed=args.seed, rows=args.rows, source=args.source,
           patience=args.patience, parquet=args.parquet, learning_rate=args.learning_rate,
           embedding_dim=args.embedding_dim, data_seed=args.data_seed, log_every=args.log_every,
-          verbose=args.verbose,
+          verbose=args.verbose, distribute=args.distribute,
           positive_weights=_key_values(args.positive_weight, "--positive-weight") or None)
     return 0

@@ -53,6 +53,13 @@ State (accumulators, EMAs, step counters) lives in non-trainable `tf.Variable`s 
 `tf.function` trace) through `self.add_state(...)`; the model tracks the strategy, so its
 state is checkpointed with the weights. Python attributes do not survive tracing.
 
+Under a `tf.distribute` strategy the model all-reduces every gradient the hooks see (and the
+task losses) before calling them, so each replica computes the same state update; `add_state`
+variables are ONLY_FIRST_REPLICA-aggregated (an assign in replica context writes that value to
+every replica's copy), and model variables a strategy writes itself (AdaTask's
+`apply_updates`, DRGrad's μ) get the same value on every replica. A hook must therefore be
+deterministic given its inputs (stateless random ops keyed by the step, as PCGrad's order).
+
 Learned loss scales (uncertainty weighting, IMTL-L). `self.add_loss_scale(...)` in ``build``
 creates a TRAINABLE variable: it is one of the model's ``trainable_variables``, so the
 model's ordinary summed-loss gradient and single optimizer update train it, with no extra
@@ -160,9 +167,11 @@ class GradientStrategy(tf.keras.layers.Layer):
         return tuple(self.groups)
 
     def add_state(self, name, shape=(), dtype=tf.float32, initial_value=0.0):
-        """Creates a non-trainable state variable (checkpointed and saved with the model)."""
+        """Creates a non-trainable state variable (checkpointed and saved with the model);
+        ONLY_FIRST_REPLICA under a `tf.distribute` strategy (the module docstring)."""
         return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
-                               initializer=tf.keras.initializers.Constant(initial_value))
+                               initializer=tf.keras.initializers.Constant(initial_value),
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     def add_loss_scale(self, name, shape=(), initial_value=0.0):
         """Creates a TRAINABLE variable (a learned loss scale): trained by the model's optimizer

@@ -261,6 +261,12 @@ class DRGrad(GradientStrategy):
                  for name in self.required_groups(model)}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"drgrad needs towers of identical shapes, got sizes {sizes}")
+        if (self.routes_representations and self.upstream_mode == "batch"
+                and tf.distribute.has_strategy()):
+            raise ValueError("drgrad route_level='upstream' with upstream_mode='batch' routes on "
+                             "the batch's [B, d] representation gradients, which a tf.distribute "
+                             "replica holds only part of; use upstream_mode='example' (exact "
+                             "per example) or route_level='towers' under tf.distribute")
         self._mixer = weakref.ref(model.mixer)
         self.sigma = self.add_state("sigma", shape=(2,))
         super().build(model)
