@@ -21,8 +21,11 @@ class TowerMixer(tf.keras.layers.Layer):
         self.initial_mu = initial_mu
 
     def build(self, input_shape=None):
+        # Written by the updater with the same value on every replica (the all-reduced
+        # gradients decide it): ONLY_FIRST_REPLICA says so under tf.distribute.
         self.mu = self.add_weight("mu", shape=(2,), trainable=False,
-                                  initializer=tf.keras.initializers.Constant(self.initial_mu))
+                                  initializer=tf.keras.initializers.Constant(self.initial_mu),
+                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         super().build(input_shape)
 
     def call(self, z_dedicated, z_shared):
