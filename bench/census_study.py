@@ -13,11 +13,17 @@ finished runs are reused, so a rerun resumes. Writes, under --out:
 
 Validation-only selection among the DRGrad cells is the report's "Selected on validation only"
 line; the test split is evaluated once per run.
+
+This module also holds the census *authors' protocol* (`drgrad bench --protocol authors`,
+docs/REFERENCE.md): `train_authors` trains one run of it, `streaming_auc` is the AUC the
+authors' TF1 estimator reports.
 """
 import argparse
+import json
 import os
 import shutil
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +35,112 @@ PER_EXAMPLE_UPSTREAM = ('split_mmoe:drgrad:{"variant": "upstream", "upstream_mod
                         '"backbone_args": {"ppnet": false}}')
 FIVE_SEED_CELLS = ("mmoe", "split_mmoe", "ple", "pcgrad", "ple+gradcraft", "drgrad")
 SEEDS = 5
+
+#: The authors' protocol (logwhistle/drgrad_for_aaai25, main.py / model.py): the
+#: `drgrad.data.census.load_authors` split, Adam 5e-4 with β2 0.9999, batch 32, 16 passes, no
+#: early stopping, positives of income weighing 3 in its loss, test evaluated once at the end.
+AUTHORS_PROTOCOL = {"epochs": 16, "batch_size": 32, "learning_rate": 5e-4, "beta_2": 0.9999,
+                    "positive_weights": {"income": 3.0}}
+#: ``--protocol`` names of the authors' protocol and of its one-change ablations (issue #18):
+#: ``authors-pinned-split`` trains and tests on the pinned split (docs/REFERENCE.md),
+#: ``authors-unweighted`` keeps income positives at weight 1. Batch size: ``--batch-size``.
+AUTHORS_VARIANTS = {"authors": {}, "authors-pinned-split": {"split": "pinned"},
+                    "authors-unweighted": {"positive_weights": None}}
+STREAMING_THRESHOLDS = 200
+
+
+def streaming_auc(labels, scores, num_thresholds=STREAMING_THRESHOLDS):
+    """The AUC of TF1's `tf.compat.v1.metrics.auc` (ROC, trapezoidal; what the estimator's
+    binary head reports): confusion counts at ``num_thresholds`` thresholds ``-1e-7``,
+    ``i / (num_thresholds - 1)`` for ``i = 1 .. num_thresholds - 2`` and ``1 + 1e-7`` (a score
+    above a threshold is a positive prediction), recall ``(tp + 1e-6) / (tp + fn + 1e-6)``, false
+    positive rate ``fp / (fp + tn + 1e-6)``, trapezoids between consecutive thresholds. A
+    positive and a negative between the same two thresholds count half a correctly ordered
+    pair whatever their order, so this AUC approximates the exact one from above or below.
+    """
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or (
+            num_thresholds < 3):
+        raise ValueError(f"num_thresholds must be an int >= 3, got {num_thresholds!r}")
+    labels = np.asarray(labels).reshape(-1) > 0
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels and scores differ in length: {labels.size} vs {scores.size}")
+    thresholds = np.concatenate([[-1e-7], np.arange(1, num_thresholds - 1) / (num_thresholds - 1),
+                                 [1.0 + 1e-7]])
+
+    def above(values):
+        values = np.sort(values)
+        return len(values) - np.searchsorted(values, thresholds, side="right")
+
+    tp, fp = above(scores[labels]), above(scores[~labels])
+    recall = (tp + 1e-6) / (labels.sum() + 1e-6)
+    fp_rate = fp / ((~labels).sum() + 1e-6)
+    return float(np.sum((fp_rate[:-1] - fp_rate[1:]) * (recall[:-1] + recall[1:]) / 2.0))
+
+
+def train_authors(run_dir, cell, seed, epochs=AUTHORS_PROTOCOL["epochs"],
+                  batch_size=AUTHORS_PROTOCOL["batch_size"], rows=None, log_every=10,
+                  variant="authors"):
+    """Trains one run of ``cell`` on census under the authors' protocol (`AUTHORS_PROTOCOL`,
+    changed as `AUTHORS_VARIANTS[variant]` says) and writes its run directory like
+    `drgrad.training.train.train` (model, preprocessor, ``logs/steps``, ``metrics.json``);
+    returns the metrics: exact AUC on ``val`` (the authors' split: the overlapping 20,000
+    rows; reported only) and ``test``, and ``test_auc200`` (`streaming_auc`).
+    """
+    if variant not in AUTHORS_VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(AUTHORS_VARIANTS)}, got {variant!r}")
+    protocol = {**AUTHORS_PROTOCOL, "split": "authors", **AUTHORS_VARIANTS[variant]}
+    # pylint: disable=g-import-not-at-top,wrong-import-order
+    from drgrad.data import census, specs
+    from drgrad.data.preprocessing import FeaturePreprocessor
+    from drgrad.model.builder import build_model
+    from drgrad.model.config import resolve_preset
+    from drgrad.training.callbacks import (StrategyStatsLogger, predict_arrays,
+                                           strategy_callbacks)
+    from drgrad.training.metrics import roc_auc
+    from drgrad.training.run_dir import save_trained
+    from drgrad.training.train import feature_config_for
+    import tensorflow as tf    # after drgrad.model, which selects Keras 2 (tf-keras)
+    # pylint: enable=g-import-not-at-top,wrong-import-order
+    started = time.time()
+    load = census.load_authors if protocol["split"] == "authors" else census.load
+    frames = load(rows=rows)
+    preprocessor = FeaturePreprocessor(census.SPEC).fit(frames["train"])
+    train_data = preprocessor.to_dataset(frames["train"], batch_size, shuffle=True, seed=seed)
+    feature_config = feature_config_for(
+        census.SPEC, preprocessor, specs.get_dataset("census").transform.embedding_dim)
+    backbone, strategy, strategy_args = cell.resolved()
+    if cell.model_preset is not None:
+        feature_config = resolve_preset(cell.model_preset, feature_config)[3]
+    model = build_model(feature_config, census.SPEC.tasks, backbone=backbone, strategy=strategy,
+                        backbone_args=cell.backbone_args, strategy_args=strategy_args,
+                        task_weights=cell.task_weights(census.SPEC.tasks),
+                        learning_rate=protocol["learning_rate"], seed=seed,
+                        positive_weights=protocol["positive_weights"], compile_model=False)
+    # build_model's Adam keeps Keras's β2 = 0.999; the released code uses 0.9999.
+    model.compile(optimizer=tf.keras.optimizers.Adam(
+        learning_rate=protocol["learning_rate"], beta_2=protocol["beta_2"]))
+    os.makedirs(run_dir, exist_ok=True)
+    callbacks = [StrategyStatsLogger(os.path.join(run_dir, "logs", "steps"), every=log_every)]
+    model.fit(train_data, epochs=epochs, callbacks=callbacks + strategy_callbacks(model),
+              verbose=0)
+    metrics = {"protocol": variant, "epochs": epochs, "best_epoch": epochs,
+               "skipped_steps": int(model.skipped_steps.numpy()), "dataset": census.SPEC.name,
+               "backbone": backbone, "strategy": strategy, "strategy_args": strategy_args,
+               "preset": cell.model_preset, "seed": seed, "batch_size": batch_size}
+    for split, frame in (("val", frames["eval"]), ("test", frames["test"])):
+        predictions, labels = predict_arrays(model, preprocessor.to_dataset(frame, 4096))
+        metrics[split] = {t: roc_auc(labels[t], predictions[t]) for t in model.task_names}
+        if split == "test":
+            metrics["test_auc200"] = {t: streaming_auc(labels[t], predictions[t])
+                                      for t in model.task_names}
+    metrics["seconds"] = round(time.time() - started, 1)
+    save_trained(model, run_dir, preprocessor)
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return metrics
 
 
 def study_cells():

@@ -22,6 +22,7 @@ def parse_cos(text):
 
 
 def register(subparsers):
+    from drgrad.bench.census_study import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
     from drgrad.bench.presets import GRIDS  # pylint: disable=g-import-not-at-top
     parser = subparsers.add_parser(
         "bench", help="train a grid of models × seeds on one protocol; write tables and plots",
@@ -39,9 +40,19 @@ def register(subparsers):
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--rows", type=_positive_int, default=None,
                         help="at most N rows per split")
-    parser.add_argument("--epochs", type=_positive_int, default=15)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--batch-size", type=_positive_int, default=1024)
+    parser.add_argument("--protocol", default="pinned", choices=("pinned", *AUTHORS_VARIANTS),
+                        help="pinned: the project's (early stopping, Adam 1e-3, batch 1024); "
+                             "authors: the released DRGrad's census protocol (229,285 / 70,000 "
+                             "re-split, Adam 5e-4 β2 0.9999, batch 32, 16 epochs, income "
+                             "positives ×3, no early stopping; docs/REFERENCE.md); "
+                             "authors-pinned-split / authors-unweighted: the same on the pinned "
+                             "split / with income positives ×1")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="default 15 (pinned) or 16 (authors)")
+    parser.add_argument("--patience", type=int, default=2,
+                        help="early-stopping patience (pinned protocol only)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="default 1024 (pinned) or 32 (authors)")
     parser.add_argument("--cos", default=None,
                         help="synthetic: cos θ, one value or a comma list (sweep); default 0.5")
     parser.add_argument("--generator", default="angle", choices=("angle", "paper"))
@@ -72,14 +83,28 @@ def register(subparsers):
     study.set_defaults(func=_personalization)
 
 
+def protocol_defaults(protocol):
+    """``(epochs, batch_size)`` of ``--protocol`` when not given."""
+    if protocol != "pinned":
+        # pylint: disable-next=g-import-not-at-top
+        from drgrad.bench.census_study import AUTHORS_PROTOCOL
+        return AUTHORS_PROTOCOL["epochs"], AUTHORS_PROTOCOL["batch_size"]
+    return 15, 1024
+
+
 def command_line(args):
     """The ``drgrad bench ...`` command that reproduces ``args`` (for report.md)."""
     import shlex  # pylint: disable=g-import-not-at-top
     argv = ["drgrad", "bench", "--dataset", args.dataset, "--grid", args.grid,
-            "--seeds", str(args.seeds), "--epochs", str(args.epochs),
-            "--patience", str(args.patience), "--out", args.out]
-    for flag, value, default in (("--rows", args.rows, None), ("--cos", args.cos, None),
-                                 ("--batch-size", args.batch_size, 1024),
+            "--seeds", str(args.seeds)]
+    if args.protocol == "pinned":
+        argv += ["--patience", str(args.patience)]
+    else:
+        argv += ["--protocol", args.protocol]
+    argv += ["--out", args.out]
+    for flag, value, default in (("--epochs", args.epochs, None), ("--rows", args.rows, None),
+                                 ("--cos", args.cos, None),
+                                 ("--batch-size", args.batch_size, None),
                                  ("--source", args.source, None),
                                  ("--log-every", args.log_every, 10)):
         if value == default:
@@ -105,6 +130,9 @@ def _personalization(args):
 
 def _bench(args):
     from drgrad.bench import harness  # pylint: disable=g-import-not-at-top
+    command = command_line(args)
+    epochs, batch_size = protocol_defaults(args.protocol)
+    args.epochs, args.batch_size = args.epochs or epochs, args.batch_size or batch_size
     cos = parse_cos(args.cos) if args.cos is not None else None
     if cos is not None and args.dataset != "synthetic":
         raise ValueError("--cos applies to --dataset synthetic only")
@@ -118,18 +146,18 @@ def _bench(args):
         tasks = list(data.get_spec(args.dataset).tasks)
         harness.refresh_derived(args.out, tasks)
         harness.finish(args.out, args.dataset, tasks,
-                       command=command_line(args), epochs=args.epochs,
+                       command=command, epochs=args.epochs,
                        batch_size=args.batch_size,
                        patience=args.patience, seeds=args.seeds, rows=args.rows,
                        generator=args.generator if args.dataset == "synthetic" else None,
-                       plots=not args.no_plots)
+                       plots=not args.no_plots, protocol=args.protocol)
         print(f"wrote {args.out}/report.md")
         return 0
     harness.run_bench(args.dataset, args.grid, args.out, seeds=args.seeds, epochs=args.epochs,
                       patience=args.patience, rows=args.rows, cos_values=cos,
                       generator=args.generator, source=args.source,
                       batch_size=args.batch_size, log_every=args.log_every,
-                      command=command_line(args), plots=not args.no_plots,
-                      train_missing=not args.no_train)
+                      command=command, plots=not args.no_plots,
+                      train_missing=not args.no_train, protocol=args.protocol)
     print(f"wrote {args.out}/results.csv, report.md, figures/")
     return 0

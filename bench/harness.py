@@ -14,6 +14,12 @@ Layout of ``out``::
     figures/*.png    (drgrad.bench.plots)
     runs/<cos>/<cell>/seed-<s>/   the `drgrad train` run directory of each run
 
+Protocol ``authors`` (census only; `drgrad.bench.census_study.train_authors`): the released
+DRGrad's own protocol instead: the 229,285 / 70,000 re-split, Adam 5e-4 β2 0.9999, batch 32,
+16 epochs, positive weight 3 on income, no early stopping (``patience`` unused), the test AUC
+both exact and as TF1's 200-threshold approximation (``auc200_<task>``); its ablations
+``authors-pinned-split`` and ``authors-unweighted`` (`census_study.AUTHORS_VARIANTS`).
+
 A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
 benchmark resumes where it stopped; ``cell.json`` next to a cell's runs records its
 configuration and protocol, and a mismatch is refused before any training. Each run in
@@ -43,6 +49,15 @@ GENERATORS = ("angle", "paper")
 MU_SATURATION = 0.99
 
 
+def dataset_key(dataset):
+    """What a run records as its dataset: a built-in's canonical name, or the absolute path of a
+    dataset file (a user's logs, a simulated day)."""
+    if dataset in DATASET_NAMES:
+        return DATASET_NAMES[dataset]
+    from drgrad.data import dataset_file  # pylint: disable=g-import-not-at-top
+    return os.path.abspath(dataset) if dataset_file.is_dataset_file(dataset) else dataset
+
+
 def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.=+\-]+", "_", name).strip("_") or "cell"
 
@@ -53,12 +68,16 @@ def run_dir_for(out, cell, seed, cos):
     return os.path.join(out, "runs", group, _safe(cell.name), f"seed-{seed}")
 
 
-def _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source):
+def _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source,
+                 protocol="pinned"):
     """What must match for a finished run to be reused (written as ``cell.json``)."""
-    return {"cell": cell.to_dict(), "dataset": DATASET_NAMES[dataset], "rows": rows,
-            "epochs": epochs, "patience": patience, "batch_size": batch_size,
-            "generator": generator if DATASET_NAMES[dataset] == "synthetic" else None,
-            "source": source}
+    record = {"cell": cell.to_dict(), "dataset": dataset_key(dataset), "rows": rows,
+              "epochs": epochs, "patience": patience, "batch_size": batch_size,
+              "generator": generator if dataset_key(dataset) == "synthetic" else None,
+              "source": source}
+    if protocol != "pinned":     # pinned records stay as they were written before protocols
+        record.update(protocol=protocol, patience=None)
+    return record
 
 
 def _check_reuse(out, cells, groups, record_of):
@@ -76,9 +95,20 @@ def _check_reuse(out, cells, groups, record_of):
                         f"protocol ({existing}); use another --out or another cell name")
 
 
-def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size):
-    if dataset not in DATASET_NAMES:
-        raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, got {dataset!r}")
+def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size,
+                protocol="pinned"):
+    from drgrad.data.specs import get_dataset  # pylint: disable=g-import-not-at-top
+    try:
+        get_dataset(dataset)
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from None
+    from drgrad.bench.census_study import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
+    protocols = ("pinned", *AUTHORS_VARIANTS)
+    if protocol not in protocols:
+        raise ValueError(f"protocol must be one of {protocols}, got {protocol!r}")
+    if protocol != "pinned" and dataset_key(dataset) != "census":
+        raise ValueError(f"the authors' protocol is census's: --protocol {protocol} needs "
+                         "--dataset census")
     for name, value, low in (("seeds", seeds, 1), ("epochs", epochs, 1),
                              ("patience", patience, 0), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -88,7 +118,7 @@ def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, b
     if generator not in GENERATORS:
         raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
     if cos_values is not None:
-        if DATASET_NAMES[dataset] != "synthetic":
+        if dataset_key(dataset) != "synthetic":
             raise ValueError("--cos applies to the synthetic dataset only")
         for cos in cos_values:
             if not isinstance(cos, (int, float)) or isinstance(cos, bool) or not -1 <= cos <= 1:
@@ -123,7 +153,32 @@ def _mu_saturation_step(stats):
     return None
 
 
-def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks):
+def run_gauc(run_dir, test_frame, user_column):
+    """``{task: GAUC}`` of a finished run on the test split (`drgrad.training.metrics.gauc`,
+    users = ``test_frame[user_column]``; None for a task where no user has both classes),
+    computed once from the saved model and cached in ``<run_dir>/gauc.json``."""
+    path = os.path.join(run_dir, "gauc.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    from drgrad.training.callbacks import predict_arrays  # pylint: disable=g-import-not-at-top
+    from drgrad.training.metrics import gauc  # pylint: disable=g-import-not-at-top
+    from drgrad.training.run_dir import load_trained  # pylint: disable=g-import-not-at-top
+    model, preprocessor, _ = load_trained(run_dir, compile_model=False)
+    predictions, labels = predict_arrays(model, preprocessor.to_dataset(test_frame, 4096))
+    users = test_frame[user_column].to_numpy()
+    values = {}
+    for task in model.task_names:
+        try:
+            values[task] = gauc(labels[task], predictions[task], users)
+        except ValueError:       # no test user with both classes: GAUC undefined
+            values[task] = None
+    with open(path, "w") as f:
+        json.dump(values, f, indent=2, sort_keys=True)
+    return values
+
+
+def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks, gaucs=None):
     row = {"cell": cell.name, "seed": seed, "cos": cos, "status": "ok", "role": cell.role,
            "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
            cell.single_task, "run_dir": run_dir, "error": ""}
@@ -135,6 +190,8 @@ def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks):
     for task in tasks:
         row[f"test_{task}"] = float(metrics["test"][task])
         row[f"val_{task}"] = float(metrics["val"][task])
+        row[f"gauc_{task}"] = (gaucs or {}).get(task)
+        row[f"auc200_{task}"] = metrics.get("test_auc200", {}).get(task)
     row["best_epoch"] = int(metrics["best_epoch"])
     row["epochs"] = int(metrics["epochs"])
     row["train_seconds"] = float(metrics["seconds"])
@@ -181,12 +238,15 @@ def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
     for task in tasks:
         row[f"test_{task}"] = ""
         row[f"val_{task}"] = ""
+        row[f"gauc_{task}"] = ""
+        row[f"auc200_{task}"] = ""
     return row
 
 
 def result_columns(tasks):
     return (["cell", "seed", "cos", "status", "role"] + [f"test_{t}" for t in tasks]
-            + [f"val_{t}" for t in tasks]
+            + [f"val_{t}" for t in tasks] + [f"gauc_{t}" for t in tasks]
+            + [f"auc200_{t}" for t in tasks]
             + ["best_epoch", "epochs", "train_seconds", "step_ms", "mu_final",
                "mu_saturation_step", "xi1_negative_share", "shared_norm_ratio_end",
                "skipped_steps", "backbone", "strategy", "strategy_args",
@@ -218,7 +278,8 @@ def read_results(path):
                     row[key] = None
                 elif key == "seed":
                     row[key] = int(value)
-                elif key == "cos" or key.startswith(("test_", "val_")) or key in (
+                elif key == "cos" or key.startswith(
+                        ("test_", "val_", "gauc_", "auc200_")) or key in (
                         "train_seconds", "step_ms", "mu_final"):
                     row[key] = float(value)
                 else:
@@ -229,13 +290,14 @@ def read_results(path):
 
 def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos_values=None,
               generator="angle", source=None, batch_size=1024, log_every=10, command=None,
-              plots=True, verbose=True, train_missing=True):
+              plots=True, verbose=True, train_missing=True, protocol="pinned"):
     """Runs the benchmark (see the module docstring); returns the result rows.
 
     With ``train_missing=False`` nothing is trained: finished runs are read back and the others
     are reported as "not run" (a report of a benchmark still in progress).
     """
-    _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size)
+    _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size,
+                protocol)
     cells = parse_grid(grid) if isinstance(grid, str) else tuple(grid)
     if not cells:
         raise ValueError("the grid has no cells")
@@ -244,13 +306,17 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     tasks = list(spec.tasks)
     _check_cells(cells, tasks)
     has_personalization = any(spec.personalization.get(k) for k in ("user", "item", "author"))
-    synthetic = DATASET_NAMES[dataset] == "synthetic"
+    # GAUC groups the test rows by the dataset's (first) personalization user column.
+    user_column = (spec.personalization.get("user") or (None,))[0]
+    test_frames = {}
+    synthetic = dataset_key(dataset) == "synthetic"
     if synthetic and cos_values is None:
         cos_values = [0.5]
     groups = list(cos_values) if synthetic else [None]
 
     def record_of(cell):
-        return _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source)
+        return _cell_record(cell, dataset, rows, epochs, patience, batch_size, generator, source,
+                            protocol)
 
     _check_reuse(out, cells, groups, record_of)
     os.makedirs(out, exist_ok=True)
@@ -273,6 +339,7 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
             continue
         metrics_path = os.path.join(run_dir, "metrics.json")
         lock = None
+        options = {"generator": generator, "cos": float(cos)} if synthetic else None
         try:
             if os.path.isfile(metrics_path):
                 with open(metrics_path) as f:
@@ -293,13 +360,25 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
                 os.makedirs(os.path.dirname(run_dir), exist_ok=True)
                 with open(os.path.join(os.path.dirname(run_dir), "cell.json"), "w") as f:
                     json.dump(record_of(cell), f, indent=2, sort_keys=True)
-                options = {"generator": generator, "cos": float(cos)} if synthetic else None
-                metrics = train(dataset, run_dir, epochs=epochs, batch_size=batch_size,
-                                seed=seed, rows=rows, source=source, patience=patience,
-                                task_weights=cell.task_weights(tasks), log_every=log_every,
-                                verbose=0, data_options=options, **cell.train_kwargs())
+                if protocol != "pinned":
+                    # pylint: disable-next=g-import-not-at-top
+                    from drgrad.bench.census_study import train_authors
+                    metrics = train_authors(run_dir, cell, seed, epochs=epochs,
+                                            batch_size=batch_size, rows=rows,
+                                            log_every=log_every, variant=protocol)
+                else:
+                    metrics = train(dataset, run_dir, epochs=epochs, batch_size=batch_size,
+                                    seed=seed, rows=rows, source=source, patience=patience,
+                                    task_weights=cell.task_weights(tasks), log_every=log_every,
+                                    verbose=0, data_options=options, **cell.train_kwargs())
                 how = "trained"
-            row = _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks)
+            gaucs = None
+            if user_column is not None:
+                if cos not in test_frames:
+                    test_frames[cos] = data.load_frames(dataset, source=source, rows=rows,
+                                                        seed=0, **(options or {}))["test"]
+                gaucs = run_gauc(run_dir, test_frames[cos], user_column)
+            row = _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks, gaucs)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:  # pylint: disable=broad-except
@@ -323,7 +402,7 @@ def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos
     wall = time.time() - started
     finish(out, dataset, tasks, wall=wall, command=command, epochs=epochs,
            patience=patience, seeds=seeds, rows=rows, generator=generator if synthetic else None,
-           batch_size=batch_size, plots=plots)
+           batch_size=batch_size, plots=plots, protocol=protocol)
     return results
 
 
@@ -365,14 +444,22 @@ def _clear_session():
 
 
 def header_lines(dataset, seeds, epochs, patience, rows, generator, wall, command,
-                 batch_size=1024):
+                 batch_size=1024, protocol="pinned"):
+    if protocol != "pinned":
+        described = (f"- protocol: {protocol} (docs/REFERENCE.md; authors': census 229,285 / "
+                     f"70,000 re-split, income positives ×3), {seeds} seed(s), {epochs} "
+                     f"epoch(s), no early stopping, Adam 5e-4 β2 0.9999, batch {batch_size}, "
+                     f"test evaluated once per run (exact AUC; auc200_*: TF1's 200-threshold "
+                     f"AUC)")
+    else:
+        described = (f"- protocol: {seeds} seed(s), at most {epochs} epoch(s), early stopping "
+                     f"on validation mean AUC (patience {patience}), Adam 1e-3, batch "
+                     f"{batch_size}, test evaluated once per run")
     lines = [f"- command: `{command}`" if command else None,
              f"- hardware: {platform.machine()}, {os.cpu_count()} CPU cores "
              f"({platform.processor() or platform.platform()}); Python "
              f"{sys.version.split()[0]}",
-             f"- protocol: {seeds} seed(s), at most {epochs} epoch(s), early stopping on "
-             f"validation mean AUC (patience {patience}), Adam 1e-3, batch {batch_size}, test "
-             f"evaluated once per run",
+             described,
              f"- rows per split: {rows if rows else 'all'}"
              + (f"; generator: {generator}" if generator else ""),
              f"- wall time: {wall / 60:.1f} min" if wall is not None else None]
@@ -400,7 +487,8 @@ def refresh_derived(out, tasks):
 
 
 def finish(out, dataset, tasks, wall=None, command=None, epochs=None, patience=None,
-           seeds=None, rows=None, generator=None, batch_size=1024, plots=True):
+           seeds=None, rows=None, generator=None, batch_size=1024, plots=True,
+           protocol="pinned"):
     """Writes report.md and the figures from ``out/results.csv`` (read back from the file, so
     the report shows exactly the CSV's numbers); returns the report text."""
     from drgrad.bench import plots as plotting  # pylint: disable=g-import-not-at-top
@@ -416,7 +504,8 @@ def finish(out, dataset, tasks, wall=None, command=None, epochs=None, patience=N
     notes += _mu_notes(results)
     text = report.render(results, tasks, dataset,
                          header_lines=header_lines(dataset, seeds, epochs, patience, rows,
-                                                   generator, wall, command, batch_size),
+                                                   generator, wall, command, batch_size,
+                                                   protocol),
                          notes=notes)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
@@ -449,4 +538,4 @@ def _mu_notes(results):
 
 
 __all__ = ["run_bench", "finish", "refresh_derived", "read_results", "write_results",
-           "run_dir_for", "router_dynamics"]
+           "run_dir_for", "router_dynamics", "run_gauc", "dataset_key"]

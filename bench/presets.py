@@ -255,6 +255,33 @@ GRIDS: Dict[str, Tuple[Cell, ...]] = {
         _c("ple+gradcraft", "ple", "gradcraft"),
         _drgrad("drgrad"),   # DRGrad needs its split backbone; shown for reference.
     ),
+    # GradCraft's table (Bai et al., KDD 2024; the slides' Wechat table) on a PLE backbone: the
+    # Single column (one PLE per task, the other tasks' loss weights 0; six tasks as in the
+    # simulator's `gradcraft` preset), the eleven multi-task columns, MetaBalance, DRGrad as
+    # released (its tower routing on PLE) and DRGrad as the paper reads it (its own Split-MMoE
+    # backbone with PPNet) as its own column.
+    "gradcraft-table": (
+        *(_c(f"single_task/{k}", "ple", "equal_weight", role="single_task", paper="",
+             single_task=k) for k in range(6)),
+        _c("ple", "ple", "equal_weight"),
+        *(_c(f"ple+{m}", "ple", m) for m in (
+            "uncertainty", "dwa", "mgda", "pcgrad", "pcgrad_plus", "gradvac", "cagrad", "imtl",
+            "dbmtl", "gradcraft", "metabalance")),
+        _c("ple+drgrad_released", "ple", "drgrad_released", role="ours", paper=""),
+        _model_preset_cell("drgrad"),
+    ),
+    # The released DRGrad (issue #18, docs/RESULTS.md "DRGrad as released"): its CGC backbone
+    # with and without its tower routing, beside MMoE (the paper's 0.9387 row), PLE and the
+    # paper reading of DRGrad. Run with `--protocol authors` (and the pinned protocol).
+    "drgrad-released": (
+        _c("mmoe", "mmoe", "equal_weight"),
+        _c("cgc2", "cgc2", "equal_weight", paper=""),
+        _c("cgc2+drgrad_released", "cgc2", "drgrad_released", role="ours", paper="drgrad"),
+    ),
+    "drgrad-released-extra": (
+        _c("ple", "ple", "equal_weight"),
+        _drgrad("drgrad"),
+    ),
     "narrow": (
         _c("single_task/0", "shared_bottom", "equal_weight", role="single_task", paper="",
            single_task=0),

@@ -20,6 +20,16 @@ Pinned protocol (docs/ARCHITECTURE.md §1, docs/REFERENCE.md):
 * `rows=N` keeps at most N rows of each split after the protocol split, drawn without
   replacement by `RandomState(seed)` and kept in their order; `seed` changes nothing else
   (the validation/test permutation is pinned to 0).
+
+Authors' protocol (`load_authors`; docs/REFERENCE.md, docs/RESULTS.md "DRGrad as released"):
+the released DRGrad (logwhistle/drgrad_for_aaai25) trains on 229,285 rows and tests on
+70,000, i.e. all 299,285 rows re-split; its split files are not published. Here: the train
+file's rows then the test file's rows (file order, 0..299,284) are permuted with
+`numpy.random.RandomState(AUTHORS_SPLIT_SEED).permutation`; the first 229,285 rows of the
+permutation are `train`, the last 70,000 `test`. The authors also read a 20,000-row
+validation file that cannot be disjoint from the others and never use it; `eval` here is the
+first 20,000 rows of `train` (same order), reported, never used for selection. Labels, columns
+and `rows` are as in the pinned protocol.
 """
 import functools
 import os
@@ -36,6 +46,10 @@ DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "censu
 TRAIN_FILE = "census-income.data.gz"
 TEST_FILE = "census-income.test.gz"
 SPLIT_SEED = 0
+AUTHORS_SPLIT_SEED = 0
+AUTHORS_TRAIN_ROWS = 229_285
+AUTHORS_TEST_ROWS = 70_000
+AUTHORS_EVAL_ROWS = 20_000
 INCOME_POSITIVE = "50000+."
 INCOME_NEGATIVE = "- 50000."
 MARITAL_POSITIVE = "Never married"
@@ -79,6 +93,16 @@ def _parse_examples(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
     return to_examples(read_raw(path), path)
 
 
+def _source_examples(source):
+    """``(train file examples, test file examples)`` of a census source directory."""
+    source = os.fspath(source) if source is not None else DEFAULT_SOURCE
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"census-income source directory not found: {source}")
+    train_path = readers.require_file(os.path.join(source, TRAIN_FILE), "census train file")
+    test_path = readers.require_file(os.path.join(source, TEST_FILE), "census test file")
+    return _cached_examples(train_path), _cached_examples(test_path)
+
+
 def load(source=None, rows: Optional[int] = None, seed: int = 0) -> Dict[str, pd.DataFrame]:
     """Returns `{"train", "eval", "test"}` DataFrames (spec columns + labels) per the protocol.
 
@@ -89,17 +113,35 @@ def load(source=None, rows: Optional[int] = None, seed: int = 0) -> Dict[str, pd
       seed: seed of that sample only.
     """
     rows = readers.check_rows(rows)
-    source = os.fspath(source) if source is not None else DEFAULT_SOURCE
-    if not os.path.isdir(source):
-        raise FileNotFoundError(f"census-income source directory not found: {source}")
-    train_path = readers.require_file(os.path.join(source, TRAIN_FILE), "census train file")
-    test_path = readers.require_file(os.path.join(source, TEST_FILE), "census test file")
-    train = _cached_examples(train_path)
-    test_all = _cached_examples(test_path)
+    train, test_all = _source_examples(source)
     order = np.random.RandomState(SPLIT_SEED).permutation(len(test_all))
     half = len(test_all) // 2
     # With an odd row count the middle row would be dropped; the UCI file has 99,762 rows.
     eval_frame = test_all.iloc[order[:half]]
     test_frame = test_all.iloc[order[len(test_all) - half:]]
     frames = {"train": train, "eval": eval_frame, "test": test_frame}
+    return {split: readers.subsample(frame, rows, seed) for split, frame in frames.items()}
+
+
+def authors_split(total_rows: int):
+    """``(train positions, test positions)`` of the authors' protocol among ``total_rows``
+    concatenated rows (train file then test file): the first `AUTHORS_TRAIN_ROWS` and the last
+    `AUTHORS_TEST_ROWS` of the `AUTHORS_SPLIT_SEED` permutation."""
+    needed = AUTHORS_TRAIN_ROWS + AUTHORS_TEST_ROWS
+    if total_rows != needed:
+        raise ValueError(f"the authors' protocol re-splits the {needed:,} census rows, got "
+                         f"{total_rows:,}")
+    order = np.random.RandomState(AUTHORS_SPLIT_SEED).permutation(total_rows)
+    return order[:AUTHORS_TRAIN_ROWS], order[AUTHORS_TRAIN_ROWS:]
+
+
+def load_authors(source=None, rows: Optional[int] = None,
+                 seed: int = 0) -> Dict[str, pd.DataFrame]:
+    """`{"train", "eval", "test"}` of the authors' protocol (module docstring); ``source``,
+    ``rows`` and ``seed`` as in `load`."""
+    rows = readers.check_rows(rows)
+    every = pd.concat(_source_examples(source), ignore_index=True)
+    train_rows, test_rows = authors_split(len(every))
+    frames = {"train": every.iloc[train_rows], "eval": every.iloc[train_rows[:AUTHORS_EVAL_ROWS]],
+              "test": every.iloc[test_rows]}
     return {split: readers.subsample(frame, rows, seed) for split, frame in frames.items()}

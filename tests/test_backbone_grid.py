@@ -2,7 +2,8 @@
 
 DRGrad routes gradients between the two halves of a split primary task (T1' / T1''), so it is
 defined on split backbones only: on the others it must refuse at build time with a clear
-ValueError (tested below) rather than silently degrade to another method.
+ValueError (tested below) rather than silently degrade to another method. The released DRGrad
+routes between one tower per task, so it refuses the split backbones instead.
 """
 import numpy as np
 import pytest
@@ -20,11 +21,12 @@ TINY = {
     "ple": {"specific_experts": 1, "shared_experts": 1, "expert_units": 8, "tower_units": [4]},
     "snr": {"num_subnetworks": 2, "subnetwork_units": 8, "upper_units": 8, "tower_units": [4]},
     "ac_mmoe": {"num_experts": 3, "expert_units": 8, "num_heads": 2, "tower_units": [4]},
+    "cgc2": {"expert_units": 8, "gate_units": [4], "tower_units": [4]},
 }
 STRATEGY_ARGS = {"igbv2": {"warmup_steps": 1}}
 STRATEGIES = ("equal_weight", "drgrad", "pcgrad", "cagrad", "nash_mtl", "adatask", "igbv2",
               "gradcraft", "uncertainty", "dwa", "mgda", "pcgrad_plus", "gradvac", "imtl",
-              "dbmtl", "metabalance")
+              "dbmtl", "metabalance", "drgrad_released")
 SPLIT_BACKBONES = ("split_mmoe",)
 
 
@@ -44,11 +46,13 @@ def _data():
 
 
 #: Pairs run as compiled `tf.function` train steps (as in production): every strategy on MMoE,
-#: this issue's backbones (SNR, AC-MMoE) with GradCraft, and DRGrad on its split backbone. The
-#: other pairs run the same code eagerly, which skips ~15 s of tracing each on two CPU cores.
+#: this issue's backbones (SNR, AC-MMoE) with GradCraft, DRGrad on its split backbone and the
+#: released DRGrad on its cgc2. The other pairs run the same code eagerly, which skips ~15 s of
+#: tracing each on two CPU cores.
 def _compiled(backbone, strategy):
     return (backbone == "mmoe" or (backbone in ("snr", "ac_mmoe") and strategy == "gradcraft")
-            or (backbone in SPLIT_BACKBONES and strategy == "drgrad"))
+            or (backbone in SPLIT_BACKBONES and strategy == "drgrad")
+            or (backbone, strategy) == ("cgc2", "drgrad_released"))
 
 
 def _pairs():
@@ -64,6 +68,10 @@ def test_pair_trains_two_steps(backbone, strategy):
                   strategy_args=STRATEGY_ARGS.get(strategy), learning_rate=1e-2, seed=0)
     if strategy == "drgrad" and backbone not in SPLIT_BACKBONES:
         with pytest.raises(ValueError, match="split"):
+            build_model(_feature_config(), TASKS, **kwargs)
+        return
+    if strategy == "drgrad_released" and backbone in SPLIT_BACKBONES:
+        with pytest.raises(ValueError, match="one tower per task"):
             build_model(_feature_config(), TASKS, **kwargs)
         return
     model = build_model(_feature_config(), TASKS, **kwargs)

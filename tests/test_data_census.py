@@ -60,6 +60,56 @@ def test_rows_is_a_seeded_ordered_sample(frames):
     assert small["train"].equals(frames["train"].iloc[keep].reset_index(drop=True))
 
 
+# --- the authors' protocol: all 299,285 rows re-split 229,285 / 70,000 ---------------------
+@pytest.fixture(scope="module")
+def authors():
+    return census.load_authors()
+
+
+def test_authors_split_sizes(authors):
+    assert {split: len(frame) for split, frame in authors.items()} == {
+        "train": 229_285, "eval": 20_000, "test": 70_000}
+    # Every income positive of both files (12,382 + 6,186) lands in exactly one split.
+    assert authors["train"]["income"].sum() + authors["test"]["income"].sum() == 18_568
+
+
+def test_authors_split_positions_disjoint_and_complete():
+    train_rows, test_rows = census.authors_split(299_285)
+    assert len(set(train_rows)) == 229_285 and len(set(test_rows)) == 70_000
+    assert not set(train_rows) & set(test_rows)
+    assert sorted(np.concatenate([train_rows, test_rows])) == list(range(299_285))
+
+
+def test_authors_split_is_the_stated_permutation(authors, frames):
+    # RandomState(0).permutation(299285) starts 256643, 204243, 61274 (rows 0..199,522 are
+    # the train file, 199,523.. the test file); the test split starts at position 229,285.
+    train_rows, test_rows = census.authors_split(299_285)
+    assert list(train_rows[:3]) == [256_643, 204_243, 61_274]
+    assert list(test_rows[:3]) == [43_842, 14_475, 104_137]
+    train_file = frames["train"]
+    assert authors["train"].iloc[2].equals(train_file.iloc[61_274])
+    assert authors["test"].iloc[0].equals(train_file.iloc[43_842])
+    test_file = census.to_examples(census.read_raw(f"{census.DEFAULT_SOURCE}/{census.TEST_FILE}"))
+    assert authors["train"].iloc[0].equals(test_file.iloc[256_643 - 199_523])
+    # eval: the first 20,000 train rows (overlapping train, as the authors' unused file must).
+    assert authors["eval"].equals(authors["train"].iloc[:20_000].reset_index(drop=True))
+
+
+def test_authors_split_is_deterministic(authors):
+    again = census.load_authors()
+    assert all(again[split].equals(authors[split]) for split in authors)
+    small = census.load_authors(rows=50, seed=3)
+    assert {split: len(frame) for split, frame in small.items()} == {
+        "train": 50, "eval": 50, "test": 50}
+    keep = np.sort(np.random.RandomState(3).choice(70_000, 50, replace=False))
+    assert small["test"].equals(authors["test"].iloc[keep].reset_index(drop=True))
+
+
+def test_authors_split_needs_the_whole_dataset(tmp_path):
+    with pytest.raises(ValueError, match="re-splits the 299,285 census rows, got 3"):
+        census.load_authors(_write_source(tmp_path, [_line()]))
+
+
 # --- bad input: every error names the file and the line ------------------------------------
 def _line(age="73", wage="0", label=" - 50000."):
     fields = [age, " Not in universe", " 0", " 0", " High school graduate", f" {wage}"]

@@ -24,13 +24,21 @@ name rather than by guessing (tensor2robot's PCGrad allow-list, done with declar
 ``aux_towers``     towers of the auxiliary tasks (tasks[1:])
 =================  ===========================================================================
 
-Every trainable variable belongs to ``embeddings``, ``shared`` or ``towers``.
+Every trainable variable belongs to ``embeddings``, ``shared`` or ``towers``. Each output also
+has ``first_kernel/<out>``: the kernel of its tower's first dense layer alone (the one
+variable per tower that the authors' released DRGrad routes,
+model/strategies/drgrad_released.py).
 """
 import tensorflow as tf
 
 from drgrad.model.config import FeatureConfig, check_tasks
 
 BASE_GROUPS = ("embeddings", "experts", "gates", "ppnet", "bottom")
+
+
+def first_kernel_group(output):
+    """Name of the group holding only the first dense kernel of ``output``'s tower."""
+    return f"first_kernel/{output}"
 
 
 def dedicated_output(task):
@@ -108,6 +116,7 @@ class Backbone(tf.keras.layers.Layer):
         groups["towers"] = []
         for output in self.output_names:
             groups[f"tower/{output}"] = variables_of([towers[output]])
+            groups[first_kernel_group(output)] = [towers[output].first_kernel]
             groups["towers"] += groups[f"tower/{output}"]
         if self.split_primary:
             groups["t1_dedicated"] = groups[f"tower/{dedicated_output(self.primary)}"]

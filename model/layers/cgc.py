@@ -4,6 +4,10 @@ Tang et al., "Progressive Layered Extraction (PLE)", RecSys 2020: each task has 
 experts plus shared experts; task k's gate mixes [its experts, shared experts]. In a stacked
 (multi-level) PLE the non-final levels also have a shared gate over all experts, whose output
 feeds the next level's shared experts.
+
+``activation`` (experts and gate hidden layers) and ``gate_units`` (hidden layers of every
+gate; empty: linear softmax gates) cover the released DRGrad's CGC (mish experts, gates
+128 mish -> k), see model/backbones/ple.py ``cgc2``.
 """
 import tensorflow as tf
 
@@ -17,7 +21,7 @@ class CGC(tf.keras.layers.Layer):
     ``num_tasks`` outputs ``[B, units]`` (+ the shared output if ``output_shared``)."""
 
     def __init__(self, num_tasks, specific_experts=2, shared_experts=4, units=64,
-                 output_shared=False, **kwargs):
+                 output_shared=False, activation="relu", gate_units=(), **kwargs):
         super().__init__(**kwargs)
         for name, value in (("num_tasks", num_tasks), ("specific_experts", specific_experts),
                             ("shared_experts", shared_experts), ("units", units)):
@@ -28,12 +32,16 @@ class CGC(tf.keras.layers.Layer):
         self.shared_experts = shared_experts
         self.units = units
         self.output_shared = bool(output_shared)
-        self.task_experts = [Experts(specific_experts, units, name=f"experts_task{k}")
-                             for k in range(num_tasks)]
-        self.common_experts = Experts(shared_experts, units, name="experts_shared")
-        self.task_gates = [SoftmaxGate(specific_experts + shared_experts, name=f"gate_task{k}")
+        self.activation = activation
+        self.gate_units = tuple(gate_units)
+        self.task_experts = [Experts(specific_experts, units, activation,
+                                     name=f"experts_task{k}") for k in range(num_tasks)]
+        self.common_experts = Experts(shared_experts, units, activation, name="experts_shared")
+        self.task_gates = [SoftmaxGate(specific_experts + shared_experts, self.gate_units,
+                                       activation, name=f"gate_task{k}")
                            for k in range(num_tasks)]
         self.shared_gate = SoftmaxGate(num_tasks * specific_experts + shared_experts,
+                                       self.gate_units, activation,
                                        name="gate_shared") if self.output_shared else None
 
     def call(self, inputs):
@@ -59,5 +67,6 @@ class CGC(tf.keras.layers.Layer):
         config = super().get_config()
         config.update({"num_tasks": self.num_tasks, "specific_experts": self.specific_experts,
                        "shared_experts": self.shared_experts, "units": self.units,
-                       "output_shared": self.output_shared})
+                       "output_shared": self.output_shared, "activation": self.activation,
+                       "gate_units": list(self.gate_units)})
         return config

@@ -4,6 +4,12 @@ import tensorflow as tf
 from drgrad.model.config import FeatureConfig
 
 
+def known_ids(ids, vocab_size):
+    """``[B]`` int64 ids with those outside ``[0, vocab_size)`` mapped to 0 (the unknown id)."""
+    ids = tf.reshape(tf.cast(ids, tf.int64), [-1])
+    return tf.where((ids >= 0) & (ids < vocab_size), ids, tf.zeros_like(ids))
+
+
 @tf.keras.utils.register_keras_serializable(package="drgrad")
 class FeatureEmbedding(tf.keras.layers.Layer):
     """One `tf.keras.layers.Embedding` per categorical feature (width ``embedding_dim``).
@@ -45,12 +51,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     def lookup(self, features):
         """``{categorical name: [B, dim]}``."""
         self._check_inputs(features)
-        out = {}
-        for name, table in self.tables.items():
-            ids = tf.reshape(tf.cast(features[name], tf.int64), [-1])
-            valid = (ids >= 0) & (ids < self.feature_config.categorical[name])
-            out[name] = table(tf.where(valid, ids, tf.zeros_like(ids)))
-        return out
+        return {name: table(known_ids(features[name], self.feature_config.categorical[name]))
+                for name, table in self.tables.items()}
 
     def concat(self, embeddings, features):
         parts = [embeddings[name] for name in self.tables]

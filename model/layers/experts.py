@@ -5,6 +5,8 @@ Mixture-of-Experts", KDD 2018: ``f_k(x) = sum_i g_k(x)_i * e_i(x)``, ``g_k = sof
 """
 import tensorflow as tf
 
+from drgrad.model.layers.mlp import MLP
+
 
 @tf.keras.utils.register_keras_serializable(package="drgrad")
 class Experts(tf.keras.layers.Layer):
@@ -45,25 +47,40 @@ class Experts(tf.keras.layers.Layer):
 
 @tf.keras.utils.register_keras_serializable(package="drgrad")
 class SoftmaxGate(tf.keras.layers.Layer):
-    """A gate ``softmax(W x + b)`` over ``num_experts``: ``[B, D] -> [B, E]``."""
+    """A gate ``softmax(W h(x) + b)`` over ``num_experts``: ``[B, D] -> [B, E]``.
 
-    def __init__(self, num_experts, **kwargs):
+    ``h`` is the identity (the linear gate of MMoE / PLE) or, with ``hidden_units``, an MLP
+    with ``activation`` (the released DRGrad's gates: 128 mish, then the softmax layer).
+    """
+
+    def __init__(self, num_experts, hidden_units=(), activation="relu", **kwargs):
         super().__init__(**kwargs)
         if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(f"num_experts must be a positive int, got {num_experts!r}")
         self.num_experts = num_experts
+        self.hidden_units = tuple(hidden_units)
+        self.activation = activation
+        self.hidden = MLP(self.hidden_units, activation,
+                          name="hidden") if self.hidden_units else None
         self.dense = tf.keras.layers.Dense(num_experts, name="dense")
 
     def build(self, input_shape):
-        self.dense.build(input_shape)
+        shape = tf.TensorShape(input_shape)
+        if self.hidden is not None:
+            self.hidden.build(shape)
+            shape = shape[:-1].concatenate([self.hidden_units[-1]])
+        self.dense.build(shape)
         super().build(input_shape)
 
     def call(self, x):
+        if self.hidden is not None:
+            x = self.hidden(x)
         return tf.nn.softmax(self.dense(x), axis=-1)
 
     def get_config(self):
         config = super().get_config()
-        config["num_experts"] = self.num_experts
+        config.update({"num_experts": self.num_experts, "hidden_units": list(self.hidden_units),
+                       "activation": self.activation})
         return config
 
 

@@ -79,6 +79,12 @@ class Tower(tf.keras.layers.Layer):
             x = self.body(x, training=training)
         return tf.squeeze(self.logit(x), axis=-1)
 
+    @property
+    def first_kernel(self):
+        """The kernel of the first dense layer (the logit's when there is no hidden layer)."""
+        first = self.body.dense_layers[0] if self.body is not None else self.logit
+        return first.kernel
+
     def get_config(self):
         config = super().get_config()
         config.update({"units": list(self.units), "activation": self._activation})
