@@ -28,7 +28,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from drgrad.bench import harness  # noqa: E402
-from drgrad.bench.presets import GRIDS, parse_cell  # noqa: E402
+from drgrad.bench.presets import (  # noqa: E402
+    AUTHORS_PROTOCOL, AUTHORS_VARIANTS, GRIDS, parse_cell)
 
 # Routing at v1 / vs with one ξ per example (paper Fig. 3(c)'s per-user gradients).
 PER_EXAMPLE_UPSTREAM = ('split_mmoe:drgrad:{"variant": "upstream", "upstream_mode": "example", '
@@ -36,16 +37,6 @@ PER_EXAMPLE_UPSTREAM = ('split_mmoe:drgrad:{"variant": "upstream", "upstream_mod
 FIVE_SEED_CELLS = ("mmoe", "split_mmoe", "ple", "pcgrad", "ple+gradcraft", "drgrad")
 SEEDS = 5
 
-#: The authors' protocol (logwhistle/drgrad_for_aaai25, main.py / model.py): the
-#: `drgrad.data.census.load_authors` split, Adam 5e-4 with β2 0.9999, batch 32, 16 passes, no
-#: early stopping, positives of income weighing 3 in its loss, test evaluated once at the end.
-AUTHORS_PROTOCOL = {"epochs": 16, "batch_size": 32, "learning_rate": 5e-4, "beta_2": 0.9999,
-                    "positive_weights": {"income": 3.0}}
-#: ``--protocol`` names of the authors' protocol and of its one-change ablations (issue #18):
-#: ``authors-pinned-split`` trains and tests on the pinned split (docs/REFERENCE.md),
-#: ``authors-unweighted`` keeps income positives at weight 1. Batch size: ``--batch-size``.
-AUTHORS_VARIANTS = {"authors": {}, "authors-pinned-split": {"split": "pinned"},
-                    "authors-unweighted": {"positive_weights": None}}
 STREAMING_THRESHOLDS = 200
 
 

@@ -22,7 +22,7 @@ def parse_cos(text):
 
 
 def register(subparsers):
-    from drgrad.bench.census_study import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
+    from drgrad.bench.presets import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
     from drgrad.bench.presets import GRIDS  # pylint: disable=g-import-not-at-top
     parser = subparsers.add_parser(
         "bench", help="train a grid of models × seeds on one protocol; write tables and plots",
@@ -87,7 +87,7 @@ def protocol_defaults(protocol):
     """``(epochs, batch_size)`` of ``--protocol`` when not given."""
     if protocol != "pinned":
         # pylint: disable-next=g-import-not-at-top
-        from drgrad.bench.census_study import AUTHORS_PROTOCOL
+        from drgrad.bench.presets import AUTHORS_PROTOCOL
         return AUTHORS_PROTOCOL["epochs"], AUTHORS_PROTOCOL["batch_size"]
     return 15, 1024
 

@@ -18,7 +18,7 @@ Protocol ``authors`` (census only; `drgrad.bench.census_study.train_authors`): t
 DRGrad's own protocol instead: the 229,285 / 70,000 re-split, Adam 5e-4 β2 0.9999, batch 32,
 16 epochs, positive weight 3 on income, no early stopping (``patience`` unused), the test AUC
 both exact and as TF1's 200-threshold approximation (``auc200_<task>``); its ablations
-``authors-pinned-split`` and ``authors-unweighted`` (`census_study.AUTHORS_VARIANTS`).
+``authors-pinned-split`` and ``authors-unweighted`` (`presets.AUTHORS_VARIANTS`).
 
 A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
 benchmark resumes where it stopped; ``cell.json`` next to a cell's runs records its
@@ -102,7 +102,7 @@ def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, b
         get_dataset(dataset)
     except FileNotFoundError as error:
         raise ValueError(str(error)) from None
-    from drgrad.bench.census_study import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
+    from drgrad.bench.presets import AUTHORS_VARIANTS  # pylint: disable=g-import-not-at-top
     protocols = ("pinned", *AUTHORS_VARIANTS)
     if protocol not in protocols:
         raise ValueError(f"protocol must be one of {protocols}, got {protocol!r}")

@@ -24,6 +24,16 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from drgrad.model.config import PRESETS as MODEL_PRESETS
 
+#: The authors' protocol (logwhistle/drgrad_for_aaai25, main.py / model.py): the
+#: `drgrad.data.census.load_authors` split, Adam 5e-4 with β2 0.9999, batch 32, 16 passes, no
+#: early stopping, positives of income weighing 3 in its loss, test evaluated once at the end.
+AUTHORS_PROTOCOL = {"epochs": 16, "batch_size": 32, "learning_rate": 5e-4, "beta_2": 0.9999,
+                    "positive_weights": {"income": 3.0}}
+#: ``--protocol`` names of the authors' protocol and of its one-change ablations (issue #18):
+#: ``authors-pinned-split`` trains and tests on the pinned split (docs/REFERENCE.md),
+#: ``authors-unweighted`` keeps income positives at weight 1. Batch size: ``--batch-size``.
+AUTHORS_VARIANTS = {"authors": {}, "authors-pinned-split": {"split": "pinned"},
+                    "authors-unweighted": {"positive_weights": None}}
 ROLES = ("baseline", "ours", "single_task")
 _CELL_NAME = re.compile(r"^[A-Za-z0-9_.\-:{}\[\]\",=+/ ]+$")
 

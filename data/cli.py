@@ -3,6 +3,7 @@
     drgrad data build NAME --out DIR [--rows N] [--seed S] [--source PATH] [--overwrite]
                           [--generator paper|angle] [--regime cooperate|conflict] [--cos C]
     drgrad data split-days NAME --out DIR [--source PATH] [--days K] [--rows N] [--seed S]
+    drgrad data split-days --dataset FILE --out DIR [--days K]   (days of its timestamp column)
     drgrad data list
     drgrad data simulate --out DIR [--name NAME] [--preset default|gradcraft] [--days K]
                          [--rows-per-day N] [--format csv|tfrecord|parquet] [--set KEY=VALUE] ...
@@ -44,10 +45,10 @@ def dataset_argument(value):
     return value
 
 
-def _add_common(parser):
+def _add_common(parser, optional_name=False):
     from drgrad.data.specs import dataset_names
 
-    parser.add_argument("name", metavar="NAME",
+    parser.add_argument("name", metavar="NAME", nargs="?" if optional_name else None,
                         help=f"dataset: one of {', '.join(dataset_names())}")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output root; the dataset is written to DIR/NAME/")
@@ -80,10 +81,13 @@ def register(subparsers):
     build.set_defaults(func=_build)
 
     days = commands.add_parser("split-days", help="write one span per day (train, eval)")
-    _add_common(days)
+    _add_common(days, optional_name=True)
+    days.add_argument("--dataset", type=dataset_argument, metavar="FILE",
+                      help="instead of NAME: your dataset file, one span per UTC day of its "
+                           "timestamp column, each day split train/eval by its partition rule")
     days.add_argument("--days", type=positive_int, metavar="K",
-                      help="movielens-100k: the first K rating days (default all); other "
-                           "datasets: deal the rows into K days (default 7)")
+                      help="movielens-100k and a dataset file: the first K days (default all); "
+                           "other datasets: deal the rows into K days (default 7)")
     days.set_defaults(func=_split_days)
 
     listing = commands.add_parser("list", help="list the datasets and their tasks")
@@ -165,6 +169,9 @@ def _build(args):
 def _split_days(args):
     from drgrad.data.datasets import split_days
 
+    if (args.name is None) == (args.dataset is None):
+        raise ValueError("split-days takes a built-in NAME or --dataset FILE (one of them)")
+    args.name = args.name or args.dataset
     return _report(split_days(args.name, args.out, source=args.source, days=args.days,
                               rows=args.rows, seed=args.seed, overwrite=args.overwrite,
                               **_options(args)))

@@ -34,6 +34,9 @@ MANIFEST_NAME = "manifest.json"
 DEFAULT_STREAM_DAYS = 7
 DEFAULT_STREAM_START = "2024-01-01"
 STREAM_EVAL_FRACTION = 0.1
+# A dated user log's day: train 9 / eval 1 hash buckets of ExampleGen's rule (no test split).
+DAILY_BUCKETS = (9, 10)
+SECONDS_PER_DAY = 86_400
 
 
 def _loader(name: str):
@@ -64,9 +67,7 @@ def load_frames(name: str, source=None, rows: Optional[int] = None, seed: int = 
     """
     dataset = get_dataset(name)
     if dataset.source.loader is None:
-        if source is not None or options:
-            raise ValueError(f"{dataset.where} reads its own source.path; --source and dataset "
-                             f"options are for the built-in datasets")
+        check_own_source(dataset, source, options)
         from drgrad.data import sources  # pylint: disable=g-import-not-at-top
         return sources.load_frames(dataset, rows=rows, seed=seed)
     spec, module = _loader(name)
@@ -76,6 +77,14 @@ def load_frames(name: str, source=None, rows: Optional[int] = None, seed: int = 
     for split, frame in frames.items():
         check_frame(spec, frame, f"{spec.name} {split}")
     return frames
+
+
+def check_own_source(dataset, source, options) -> None:
+    """ValueError when a user's dataset file (read from its own `source.path`) is given a
+    built-in's `source` or dataset options."""
+    if source is not None or options:
+        raise ValueError(f"{dataset.where} reads its own source.path; --source and dataset "
+                         f"options are for the built-in datasets")
 
 
 def csv_value_type(text: str) -> str:
@@ -234,14 +243,25 @@ def split_days(name: str, out_dir, source=None, days: Optional[int] = None,
                start_date: str = DEFAULT_STREAM_START, **options) -> Dict:
     """Writes one span per day (`span-1` ... in date order, train and eval splits each).
 
-    movielens-100k: one span per UTC day of the rating timestamp (`days=K`: the first K
-    days), see `data.movielens.daily`. Every other dataset has no dates and is treated as a
-    stream: its train and eval rows are dealt into `days` (default 7) days by `stream_days`,
-    dated from `start_date`. `rows` limits each split before the stream is dealt (undated
-    datasets only). The manifest maps span -> date.
+    A user's dataset file (`name` its path): one span per UTC day of its `timestamp` column
+    (unix seconds) that has rows (`days=K`: the first K), over every row of its source, each
+    day's rows split train / eval by ExampleGen's hash rule on `partition_feature` with
+    `DAILY_BUCKETS` (`dated_spans`). movielens-100k: one span per UTC day of the rating
+    timestamp (`days=K`: the first K days), see `data.movielens.daily`. Every other built-in
+    has no dates and is treated as a stream: its train and eval rows are dealt into `days`
+    (default 7) days by `stream_days`, dated from `start_date`. `rows` limits each split before
+    the stream is dealt (undated datasets only). The manifest maps span -> date.
     """
     spec = get_spec(name)
     days = _check_days(days)
+    dataset = get_dataset(name)
+    if dataset.source.loader is None:
+        check_own_source(dataset, source, options)
+        if rows is not None:
+            raise ValueError(f"{dataset.where} is dated by its timestamp column: --rows is for "
+                             f"the undated built-in datasets; use --days")
+        extra = {**_extra(dataset.source_path, None, seed, {}), "timestamp": dataset.timestamp}
+        return _write_dataset(spec, out_dir, dated_spans(dataset, spec, days), extra, overwrite)
     if spec.name == "movielens-100k":
         if options:
             raise ValueError(f"dataset {spec.name!r} takes no options; got {sorted(options)}")
@@ -257,6 +277,49 @@ def split_days(name: str, out_dir, source=None, days: Optional[int] = None,
         spans = stream_days(frames, days or DEFAULT_STREAM_DAYS, seed, start_date)
     extra = _extra(source, rows, seed, options)
     return _write_dataset(spec, out_dir, spans, extra, overwrite)
+
+
+def _day_numbers(frame: pd.DataFrame, column: str, path: str) -> np.ndarray:
+    """UTC day numbers (days since 1970-01-01) of a raw timestamp column of unix seconds."""
+    if column not in frame.columns:
+        raise ValueError(f"{path}: the timestamp column {column!r} is missing")
+    values = frame[column]
+    nulls = int(values.isna().sum())
+    if nulls:
+        raise ValueError(f"{path}: the timestamp column {column!r} has {nulls} null rows")
+    seconds = pd.to_numeric(values, errors="coerce")
+    bad = seconds.isna() | (seconds != seconds.round())
+    if bad.any():
+        examples = ", ".join(str(v) for v in values[bad].unique()[:3])
+        raise ValueError(f"{path}: the timestamp column {column!r} has {int(bad.sum())} rows "
+                         f"that are not integer unix seconds (e.g. {examples})")
+    return (seconds.to_numpy(dtype=np.int64) // SECONDS_PER_DAY)
+
+
+def dated_spans(dataset, spec: DatasetSpec, days: Optional[int] = None
+                ) -> List[Tuple[str, Dict[str, pd.DataFrame]]]:
+    """`[(date, {"train", "eval"})]` of a user's dataset file, one per UTC day of its
+    `timestamp` column with rows, in date order (`days`: the first K); a day's rows are split by
+    `sources.assign_splits` with `DAILY_BUCKETS`. Rows keep their nulls (the pipeline's rule)."""
+    from drgrad.data import sources  # pylint: disable=g-import-not-at-top
+
+    if dataset.timestamp is None:
+        raise ValueError(f"{dataset.where} has no `timestamp` key: split-days needs the column "
+                         f"of unix seconds that dates each row")
+    parts, day_parts = [], []
+    for _, _, path, frame in sources.iter_frames(dataset):
+        day_parts.append(_day_numbers(frame, dataset.timestamp, path))
+        parts.append(sources.spec_typed(frame, spec, path))
+    rows, day_of_row = pd.concat(parts, ignore_index=True), np.concatenate(day_parts)
+    split_of_row = sources.assign_splits(rows, spec, dataset.partition_feature, DAILY_BUCKETS)
+    epoch = datetime.date(1970, 1, 1)
+    spans = []
+    for day in np.unique(day_of_row)[:days]:
+        in_day = day_of_row == day
+        spans.append(((epoch + datetime.timedelta(days=int(day))).isoformat(),
+                      {split: rows[in_day & (split_of_row == split)].reset_index(drop=True)
+                       for split in DAILY_SPLITS}))
+    return spans
 
 
 def infer_csv_types(path) -> Dict[str, str]:

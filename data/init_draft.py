@@ -17,7 +17,8 @@ every file, so every span is seen):
 
 The schema is TFDV's (`tfdv.infer_schema` on the sample's statistics, no feature shapes, no
 string domains: an id the sample lacks is the unknown id, not an anomaly) with the presence
-fraction dropped, so a null feature is no anomaly (a null label is, by `data check`'s rules).
+fraction dropped, so a null feature is no anomaly; labels keep `min_fraction: 1` (a null
+label is an anomaly, for `data check` and the pipeline's ExampleValidator alike).
 It is written as `schema.pbtxt` beside the dataset file (`drgrad.data.check.schema_path`).
 """
 import math
@@ -106,13 +107,16 @@ def _personalization(categorical: List[str]) -> Dict[str, List[str]]:
             for key, prefixes in _PERSONALIZATION_PREFIXES.items()}
 
 
-def _schema(sample: pd.DataFrame):
+def _schema(sample: pd.DataFrame, tasks: List[str]):
     import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
 
     schema = tfdv.infer_schema(statistics(sample), infer_feature_shape=False,
                                max_string_domain_size=0)
     for feature in schema.feature:
-        feature.presence.ClearField("min_fraction")
+        if feature.name in tasks:  # A null label is an anomaly: labels stay required.
+            feature.presence.min_fraction = 1.0
+        else:
+            feature.presence.ClearField("min_fraction")
     return schema
 
 
@@ -153,7 +157,7 @@ def draft(path: str, fmt: Optional[str] = None, name: Optional[str] = None,
         "source": {"format": fmt, "path": root},
     }
     drafted = dataset_file.parse(document, f"draft of {path}").model_copy(update={"path": None})
-    return drafted, _schema(sample)
+    return drafted, _schema(sample, tasks)
 
 
 def write(dataset: DatasetFile, schema, out: str, overwrite: bool = False) -> Tuple[str, str]:

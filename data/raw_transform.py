@@ -14,12 +14,14 @@ class RawFeatureTransform(tf.keras.layers.Layer):
     """Maps `{column: raw tensor [B]}` to `{column: int64 id [B] | float32 [B]}`.
 
     Categorical columns are looked up in a static hash table built from the vocabulary
-    (vocabulary entry k -> id k + 1, anything else -> 0). Numeric columns are cast to float64,
+    (vocabulary entry k -> id k + B with B `num_oov_buckets`, default 1; anything else -> 0, or
+    with B > 1 its bucket `tf.strings.to_hash_bucket_fast(as_string(value), B)`). Numeric columns are cast to float64,
     `log1p(max(x, 0))` where configured, z-scored with the fitted mean/std and cast to float32;
     a non-finite result (a NaN or inf sent by a client) becomes 0, the train mean.
 
     Args:
-      categorical: `{column: {"dtype": "int"|"string", "vocabulary": [values]}}`.
+      categorical: `{column: {"dtype": "int"|"string", "vocabulary": [values],
+        "num_oov_buckets": B >= 1 (optional, default 1)}}`.
       numeric: `{column: {"dtype": "int"|"float", "mean": float, "std": float > 0,
         "log1p": bool}}`.
 
@@ -44,7 +46,12 @@ class RawFeatureTransform(tf.keras.layers.Layer):
                 raise ValueError(f"categorical column {column!r}: empty vocabulary")
             if len(set(vocabulary)) != len(vocabulary):
                 raise ValueError(f"categorical column {column!r}: vocabulary has duplicates")
-            self._categorical[column] = {"dtype": dtype, "vocabulary": vocabulary}
+            buckets = entry.get("num_oov_buckets", 1)
+            if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+                raise ValueError(f"categorical column {column!r}: num_oov_buckets must be an "
+                                 f"int >= 1, got {buckets!r}")
+            self._categorical[column] = {"dtype": dtype, "vocabulary": vocabulary,
+                                         "num_oov_buckets": buckets}
         self._numeric = {}
         for column, entry in numeric.items():
             dtype = entry["dtype"]
@@ -61,10 +68,11 @@ class RawFeatureTransform(tf.keras.layers.Layer):
         for column, entry in self._categorical.items():
             key_dtype = _RAW_TF_DTYPES[entry["dtype"]]
             keys = tf.constant(entry["vocabulary"], dtype=key_dtype)
-            values = tf.range(1, len(entry["vocabulary"]) + 1, dtype=tf.int64)
+            buckets = entry["num_oov_buckets"]
+            values = tf.range(buckets, len(entry["vocabulary"]) + buckets, dtype=tf.int64)
             self._tables[column] = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(keys, values), default_value=0,
-                name=f"{_slug(column)}_vocabulary")
+                tf.lookup.KeyValueTensorInitializer(keys, values),
+                default_value=0 if buckets == 1 else -1, name=f"{_slug(column)}_vocabulary")
 
     @property
     def raw_dtypes(self):
@@ -85,7 +93,12 @@ class RawFeatureTransform(tf.keras.layers.Layer):
             if raw.dtype != expected:
                 raise TypeError(f"RawFeatureTransform: column {column!r} must be "
                                 f"{expected.name}, got {raw.dtype.name}")
-            outputs[column] = self._tables[column].lookup(raw)
+            ids = self._tables[column].lookup(raw)
+            if entry["num_oov_buckets"] > 1:
+                text = raw if raw.dtype == tf.string else tf.strings.as_string(raw)
+                ids = tf.where(ids < 0, tf.strings.to_hash_bucket_fast(
+                    text, entry["num_oov_buckets"]), ids)
+            outputs[column] = ids
         for column, entry in self._numeric.items():
             raw = _flatten(inputs[column])
             if raw.dtype == tf.string or raw.dtype == tf.bool:

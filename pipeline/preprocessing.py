@@ -11,6 +11,14 @@ never knows whether its inputs came from TFX Transform or from the standalone
   census protocol), or an `int64` quantile bucket id `[B]` when listed in `bucketize`;
 * task column -> `float32` 0/1 label `[B]`, passed through.
 
+Nulls, the dataset file's rule (`drgrad.data.dataset_file`), as the standalone
+`FeaturePreprocessor` applies it: a feature the schema leaves optional arrives as a VarLen
+`SparseTensor` whose empty rows are nulls. A null categorical value is in no vocabulary (the
+vocabulary counts present values only) and gets the first OOV id (the vocabulary size); a null
+numeric value is the train mean of the present raw values (`tft.mean`), counted in the z-score
+statistics as that value; a null label stops the Transform (the schema requires labels, so
+the ExampleValidator reports it first).
+
 The Transform component binds `custom_config` (a JSON-able dict made by `transform_config`) to
 `preprocessing_fn`; every choice is thus recorded in MLMD and changes the Transform cache key.
 """
@@ -94,6 +102,60 @@ def _dense_1d(tensor, default):
     return tensor
 
 
+def _present(tensor):
+    """`bool [B]`: which rows hold a value (all of them for a dense tensor)."""
+    import tensorflow as tf
+
+    if not isinstance(tensor, tf.SparseTensor):
+        return tf.ones_like(_dense_1d(tensor, 0), dtype=tf.bool)
+    rows = tensor.indices[:, 0]
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, tensor.dense_shape[0])
+    return counts > 0
+
+
+def _categorical_ids(raw, column, config):
+    """Vocabulary ids `[B]` of one categorical column; a null row gets the first OOV id."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    as_text = tf.strings.as_string if raw.dtype != tf.string else tf.identity
+    options = dict(top_k=config["vocab_top_k"],
+                   frequency_threshold=config["vocab_frequency_threshold"] or None,
+                   vocab_filename=vocabulary_name(column))
+    if not isinstance(raw, tf.SparseTensor):
+        return tft.compute_and_apply_vocabulary(
+            as_text(_dense_1d(raw, 0 if raw.dtype != tf.string else b"")),
+            num_oov_buckets=config["num_oov_buckets"], **options)
+    text = tf.sparse.map_values(as_text, raw)
+    vocabulary = tft.vocabulary(text, **options)
+    ids = tft.apply_vocabulary(text, vocabulary, num_oov_buckets=config["num_oov_buckets"])
+    null_id = tft.experimental.get_vocabulary_size_by_name(vocabulary_name(column))
+    return _dense_1d(ids, tf.cast(null_id, tf.int64))
+
+
+def _numeric_values(raw):
+    """`float32 [B]` of one numeric column, a null row filled with the train mean."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    values = tf.cast(_dense_1d(raw, 0), tf.float32)
+    if not isinstance(raw, tf.SparseTensor):
+        return values
+    mean = tft.mean(tf.cast(raw.values, tf.float32))
+    return tf.where(_present(raw), values, mean)
+
+
+def _label(raw, task):
+    """`float32 [B]` 0/1 label; a null label fails the Transform with the column's name."""
+    import tensorflow as tf
+
+    if isinstance(raw, tf.SparseTensor):
+        tf.debugging.assert_equal(tf.reduce_all(_present(raw)), True,
+                                  message=f"label column {task!r} has a null (labels must be "
+                                          f"0 or 1)")
+    return tf.cast(_dense_1d(raw, 0), tf.float32)
+
+
 def preprocessing_fn(inputs, custom_config):
     """TFX Transform entry point: raw feature dict -> model inputs and labels (module doc)."""
     import tensorflow as tf
@@ -104,21 +166,11 @@ def preprocessing_fn(inputs, custom_config):
                if c not in inputs]
     if missing:
         raise ValueError(f"raw examples lack columns {missing} (schema/dataset mismatch)")
-    outputs = {}
-    for column in config["categorical"]:
-        raw = inputs[column]
-        is_string = raw.dtype == tf.string
-        values = _dense_1d(raw, b"" if is_string else 0)
-        if not is_string:
-            values = tf.strings.as_string(values)
-        outputs[column] = tft.compute_and_apply_vocabulary(
-            values, top_k=config["vocab_top_k"],
-            frequency_threshold=config["vocab_frequency_threshold"] or None,
-            num_oov_buckets=config["num_oov_buckets"],
-            vocab_filename=vocabulary_name(column))
+    outputs = {column: _categorical_ids(inputs[column], column, config)
+               for column in config["categorical"]}
     log_numeric = set(config["log_numeric"])
     for column in config["numeric"]:
-        values = tf.cast(_dense_1d(inputs[column], 0), tf.float32)
+        values = _numeric_values(inputs[column])
         if column in log_numeric:
             values = tf.math.log1p(tf.maximum(values, 0.0))
         if column in config["bucketize"]:
@@ -126,7 +178,7 @@ def preprocessing_fn(inputs, custom_config):
         else:
             outputs[column] = tft.scale_to_z_score(values)
     for task in config["tasks"]:
-        outputs[task] = tf.cast(_dense_1d(inputs[task], 0), tf.float32)
+        outputs[task] = _label(inputs[task], task)
     return outputs
 
 

@@ -115,10 +115,13 @@ def test_init_drafts_a_file_that_check_accepts(tmp_path, capsys, fmt):
             for feature in schema.feature} == {
         "uid": "BYTES", "item_id": "INT", "author_id": "INT", "city": "BYTES",
         "duration": "FLOAT", "ts": "INT", "like": "INT", "finish": "INT", "share": "INT"}
-    # No string domains (an unseen id is the unknown id), no presence fraction (null features).
+    # No string domains (an unseen id is the unknown id), no presence fraction (null features)
+    # but for the labels: a null label is an anomaly.
     assert not schema.string_domain
-    assert not any(feature.HasField("domain") or feature.presence.HasField("min_fraction")
-                   for feature in schema.feature)
+    assert not any(feature.HasField("domain") for feature in schema.feature)
+    assert {feature.name: feature.presence.min_fraction for feature in schema.feature
+            if feature.presence.HasField("min_fraction")} == {"like": 1.0, "finish": 1.0,
+                                                              "share": 1.0}
 
     name_tasks(out)
     files = 1 if fmt == "tfrecord" else 4

@@ -203,3 +203,46 @@ def test_errors(fitted, tmp_path):
         FeaturePreprocessor.load(tmp_path)
     with pytest.raises(ValueError, match="unknown dataset"):
         FeaturePreprocessor("nope")
+
+
+def test_the_transform_section_top_k_threshold_and_oov_buckets():
+    # color: red 3, blue 2, green 1; code: 7 2, 3 2, 9 1, 1 1.
+    pre = FeaturePreprocessor(SPEC, vocab_top_k=2, vocab_frequency_threshold=2,
+                              num_oov_buckets=3).fit(TRAIN)
+    assert pre.vocabularies == {"color": ["red", "blue"], "code": [7, 3]}
+    assert pre.vocab_sizes == {"color": 5, "code": 5}          # 2 ids + 3 unknown buckets
+    out = pre.transform(NEW)                                     # purple, green, red; 5, 1, 3
+    assert out["color"][2] == 3 and out["code"][2] == 4         # red -> 0 + 3, 3 -> 1 + 3
+    # An unseen value's bucket is the one TFT's lookup table gives it after its V ids.
+    table = {column: tf.lookup.StaticVocabularyTable(tf.lookup.KeyValueTensorInitializer(
+        [str(v) for v in pre.vocabularies[column]], tf.range(2, dtype=tf.int64)), 3)
+        for column in ("color", "code")}
+    for column, unseen in (("color", ["purple", "green"]), ("code", ["5", "1"])):
+        tft_ids = table[column].lookup(tf.constant(unseen)).numpy()
+        np.testing.assert_array_equal(out[column][:2], tft_ids - 2)
+        assert set(out[column][:2]) <= {0, 1, 2}
+    layer_out = pre.keras_layer()(_raw_tensors(SPEC, NEW))
+    for column in ("color", "code"):
+        np.testing.assert_array_equal(layer_out[column].numpy(), out[column])
+    assert FeaturePreprocessor.from_config(pre.get_config()).vocab_sizes == pre.vocab_sizes
+    with pytest.raises(ValueError, match="num_oov_buckets must be an int >= 1"):
+        FeaturePreprocessor(SPEC, num_oov_buckets=0)
+
+
+def test_a_null_is_the_unknown_id_and_the_train_mean():
+    frame = TRAIN.astype({"color": object}).assign(score=[1.0, np.nan, 3.0, np.nan, 5.0, 6.0])
+    frame.loc[1, "color"] = None
+    pre = FeaturePreprocessor(SPEC).fit(frame)
+    # red 3, blue 1 (the null is no value), green 1: tie by bytes, "green" > "blue".
+    assert pre.vocabularies["color"] == ["red", "green", "blue"]
+    # score: present 1, 3, 5, 6 -> mean 3.75 fills the two nulls; then 1, 3.75, 3, 3.75, 5, 6.
+    assert pre.null_fill["score"] == 3.75
+    filled = np.array([1, 3.75, 3, 3.75, 5, 6])
+    assert pre.numeric_stats["score"]["mean"] == pytest.approx(filled.mean())
+    assert pre.numeric_stats["score"]["std"] == pytest.approx(filled.std())
+    out = pre.transform(pre.fill_nulls(frame))
+    assert out["color"][1] == 0
+    np.testing.assert_allclose(out["score"], (filled - filled.mean()) / filled.std(), rtol=1e-6)
+    # Raw amount 0, 3, 0, 3, 0, 3: mean 1.5 (kept through save / load).
+    assert FeaturePreprocessor.from_config(pre.get_config()).null_fill == {"amount": 1.5,
+                                                                           "score": 3.75}

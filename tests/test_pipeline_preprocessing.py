@@ -135,3 +135,95 @@ def test_preprocessing_fn_rejects_missing_config_and_columns():
     config = preprocessing.transform_config(SPEC)
     with pytest.raises(ValueError, match="lack columns"):
         preprocessing.preprocessing_fn({"color": tf.constant([b"a"])}, config)
+
+
+# --- nulls: optional (VarLen) features arrive as SparseTensors; an empty row is a null -------
+# color: red 2, blue 2 (tie: "red" > "blue" by bytes), green 1 -> ids 0, 1, 2; null -> 3 (OOV).
+# code: "7" 2, "3" 2 -> ids 0, 1; null -> 2. age: present 1, 2, 4, 6 -> mean 3.25 fills the two
+# nulls. money: present raw 0, e - 1, e^2 - 1, 0 -> mean (e + e^2 - 2) / 4 fills, then log1p.
+NULL_RAW = [
+    {"color": [b"red"], "code": [7], "age": [1.0], "money": [0.0], "click": 1, "like": 0},
+    {"color": [b"red"], "code": [], "age": [2.0], "money": [E - 1], "click": 0, "like": 1},
+    {"color": [], "code": [7], "age": [], "money": [], "click": 1, "like": 1},
+    {"color": [b"blue"], "code": [3], "age": [4.0], "money": [E * E - 1], "click": 0, "like": 0},
+    {"color": [b"blue"], "code": [], "age": [], "money": [0.0], "click": 0, "like": 0},
+    {"color": [b"green"], "code": [3], "age": [6.0], "money": [], "click": 1, "like": 0},
+]
+
+
+def _null_frame():
+    import pandas as pd
+
+    return pd.DataFrame({
+        "color": [r["color"][0].decode() if r["color"] else None for r in NULL_RAW],
+        "code": pd.array([r["code"][0] if r["code"] else None for r in NULL_RAW], "Int64"),
+        "age": [r["age"][0] if r["age"] else np.nan for r in NULL_RAW],
+        "money": [r["money"][0] if r["money"] else np.nan for r in NULL_RAW],
+        "click": [r["click"] for r in NULL_RAW], "like": [r["like"] for r in NULL_RAW]})
+
+
+def _analyze_and_transform(rows, label_spec, tmp):
+    import tensorflow as tf
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+    feature_spec = {"color": tf.io.VarLenFeature(tf.string), "code": tf.io.VarLenFeature(tf.int64),
+                    "age": tf.io.VarLenFeature(tf.float32),
+                    "money": tf.io.VarLenFeature(tf.float32),
+                    "click": label_spec, "like": label_spec}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        feature_spec))
+    config = preprocessing.transform_config(SPEC)
+    with tft_beam.Context(temp_dir=str(tmp)):
+        (out, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, config)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def transformed_nulls(tmp_path_factory):
+    import tensorflow as tf
+
+    return _analyze_and_transform(NULL_RAW, tf.io.FixedLenFeature([], tf.int64),
+                                  tmp_path_factory.mktemp("tft-nulls"))
+
+
+def test_a_null_categorical_value_gets_the_oov_id(transformed_nulls):
+    assert [int(r["color"]) for r in transformed_nulls] == [0, 0, 3, 1, 1, 2]
+    assert [int(r["code"]) for r in transformed_nulls] == [0, 2, 0, 1, 2, 1]
+
+
+def test_a_null_numeric_value_is_the_train_mean(transformed_nulls):
+    age = np.array([1.0, 2.0, 3.25, 4.0, 3.25, 6.0])
+    np.testing.assert_allclose([float(r["age"]) for r in transformed_nulls],
+                               (age - age.mean()) / age.std(), rtol=1e-5)
+    fill = math.log1p((E + E * E - 2) / 4)
+    money = np.array([0.0, 1.0, fill, 2.0, 0.0, fill])
+    np.testing.assert_allclose([float(r["money"]) for r in transformed_nulls],
+                               (money - money.mean()) / money.std(), rtol=1e-5, atol=1e-6)
+
+
+def test_nulls_give_what_the_standalone_preprocessor_gives(transformed_nulls):
+    from drgrad.data.preprocessing import FeaturePreprocessor
+
+    frame = _null_frame()
+    standalone = FeaturePreprocessor(SPEC).fit(frame)
+    assert standalone.vocabularies == {"color": ["red", "blue", "green"], "code": [7, 3]}
+    inputs = standalone.transform(standalone.fill_nulls(frame))
+    for column in SPEC.categorical:
+        # Standalone: vocabulary ids 1..V and the unknown id 0; TFT: 0..V-1 and the OOV id V.
+        vocabulary_size = len(standalone.vocabularies[column])
+        expected = np.where(inputs[column] == 0, vocabulary_size, inputs[column] - 1)
+        assert [int(r[column]) for r in transformed_nulls] == expected.tolist()
+    for column in SPEC.numeric:
+        np.testing.assert_allclose([float(r[column]) for r in transformed_nulls],
+                                   inputs[column], rtol=1e-5, atol=1e-6)
+
+
+def test_a_null_label_stops_the_transform(tmp_path):
+    import tensorflow as tf
+
+    rows = [dict(row, click=[row["click"]], like=[row["like"]]) for row in NULL_RAW]
+    rows[4]["like"] = []
+    with pytest.raises(ValueError, match=r"label column \\?'like\\?' has a null"):
+        _analyze_and_transform(rows, tf.io.VarLenFeature(tf.int64), tmp_path)

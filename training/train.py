@@ -14,6 +14,8 @@ at most ``epochs`` epochs. Writes into ``out_dir``::
 """
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from drgrad.model.config import PRESETS, FeatureConfig, resolve_preset
@@ -32,36 +34,68 @@ def feature_config_for(spec, preprocessor, embedding_dim=8):
                          personalization=personalization, embedding_dim=embedding_dim)
 
 
-def _parquet_dataset(path, spec, preprocessor, batch_size, shuffle, seed):
-    """Training batches streamed from a Parquet file of raw columns + labels (tensorflow-io)."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
-    dtypes = {"int": tf.int64, "float": tf.float64, "string": tf.string}
-    columns = {name: tf.TensorSpec([], dtypes[spec.raw_dtypes[name]]) for name in spec.features}
-    columns.update({task: tf.TensorSpec([], tf.int64) for task in spec.tasks})
-    dataset = tfio.IODataset.from_parquet(path, columns=columns)
-    layer = preprocessor.keras_layer()
+def load_data(dataset, spec, batch_size, seed=0, source=None, rows=None, data_seed=0,
+              data_options=None, parquet=None):
+    """`(fitted FeaturePreprocessor, train, val, test)` of `dataset` (a `--dataset` value, its
+    `DatasetSpec` being `spec`), the splits as tf.data batches.
 
-    def split(row):
-        row = {k.decode() if isinstance(k, bytes) else k: v for k, v in row.items()}
-        raw = {}
-        for name in spec.features:
-            kind = spec.raw_dtypes[name]
-            raw[name] = tf.cast(row[name], tf.float32) if kind == "float" else row[name]
-        return raw, {task: tf.cast(row[task], tf.float32) for task in spec.tasks}
+    A user's TFRecord / Parquet logs stream (`drgrad.data.streaming`: vocabularies and
+    statistics from one pass, every epoch read from the files); CSV and the built-ins are held
+    in memory (a note on stderr above `streaming.CSV_IN_MEMORY_BYTES` of CSV). `parquet`: the
+    train split instead, a Parquet file of raw columns and labels, streamed. The vocabularies
+    and unknown ids follow the dataset file's `transform` section.
+    """
+    import sys  # pylint: disable=g-import-not-at-top
 
-    dataset = dataset.map(split)
-    if shuffle:
-        dataset = dataset.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).map(lambda raw, y: (layer(raw), y)).prefetch(
-        tf.data.AUTOTUNE)
+    from drgrad.data import datasets, specs, streaming  # pylint: disable=g-import-not-at-top
+    from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
+
+    described = specs.get_dataset(dataset)
+    preprocessor = FeaturePreprocessor(
+        spec, vocab_top_k=described.transform.vocab_top_k,
+        vocab_frequency_threshold=described.transform.vocab_frequency_threshold,
+        num_oov_buckets=described.transform.num_oov_buckets)
+    eval_batch = max(batch_size, 4096)
+    held = frames = None
+    if streaming.streams(described):
+        datasets.check_own_source(described, source, data_options)
+        held = streaming.LogStream.from_dataset(described, spec, rows=rows)
+    else:
+        hint = streaming.csv_memory_hint(described)
+        if hint:
+            print(hint, file=sys.stderr)
+        frames = datasets.load_frames(dataset, source=source, rows=rows, seed=data_seed,
+                                      **dict(data_options or {}))
+    train_stream = (streaming.LogStream(spec, "parquet", [(parquet, "train")], rows=rows)
+                    if parquet is not None else held)
+    if train_stream is not None:
+        train_stream.fit(preprocessor)
+        train_data = train_stream.to_dataset(preprocessor, "train", batch_size, shuffle=True,
+                                             seed=seed)
+    else:
+        train_data = preprocessor.fit(frames["train"]).to_dataset(
+            frames["train"], batch_size, shuffle=True, seed=seed)
+    if held is not None:
+        val_data, test_data = (held.to_dataset(preprocessor, split, eval_batch)
+                               for split in ("eval", "test"))
+    else:
+        val_data, test_data = (preprocessor.to_dataset(frames[split], eval_batch)
+                               for split in ("eval", "test"))
+    return preprocessor, train_data, val_data, test_data
 
 
 def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_args=None,
           strategy_args=None, epochs=15, batch_size=1024, seed=0, rows=None, source=None,
           patience=2, parquet=None, learning_rate=1e-3, embedding_dim=None, task_weights=None,
-          data_seed=0, log_every=10, verbose=1, data_options=None, positive_weights=None):
-    """Trains one model and writes the run directory; returns the metrics dict."""
+          data_seed=0, log_every=10, verbose=1, data_options=None, positive_weights=None,
+          distribute="none"):
+    """Trains one model and writes the run directory; returns the metrics dict.
+
+    ``distribute`` (`drgrad.training.distribution`: none | mirrored | multi_worker): the model
+    is built and fit inside that tf.distribute strategy (Keras `fit` distributes the
+    batches: ``batch_size`` is the global batch); a multi-worker cluster's non-chief workers
+    write their run directory into a temporary directory, removed at the end.
+    """
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                              ("patience", patience, 0), ("log_every", log_every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -76,7 +110,8 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
 
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    import pandas as pd  # pylint: disable=g-import-not-at-top
+    from drgrad.training import distribution  # pylint: disable=g-import-not-at-top
+    distribute = distribution.normalize(distribute)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     from drgrad.model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
@@ -86,7 +121,6 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     get_strategy_class(strategy or PRESETS.get(preset, {}).get("strategy", DEFAULT_STRATEGY))
 
     from drgrad import data  # pylint: disable=g-import-not-at-top
-    from drgrad.data.preprocessing import FeaturePreprocessor  # pylint: disable=g-import-not-at-top
     from drgrad.model.builder import build_model  # pylint: disable=g-import-not-at-top
     from drgrad.training.run_dir import save_trained  # pylint: disable=g-import-not-at-top
     from drgrad.training.callbacks import (  # pylint: disable=g-import-not-at-top
@@ -108,10 +142,9 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
         task_weights = dict(described.task_weights)
     if embedding_dim is None:
         embedding_dim = described.transform.embedding_dim
-    frames = data.load_frames(dataset, source=source, rows=rows, seed=data_seed,
-                              **dict(data_options or {}))
-    train_frame = pd.read_parquet(parquet) if parquet is not None else frames["train"]
-    preprocessor = FeaturePreprocessor(spec).fit(train_frame)
+    preprocessor, train_data, val_data, test_data = load_data(
+        dataset, spec, batch_size, seed=seed, source=source, rows=rows, data_seed=data_seed,
+        data_options=data_options, parquet=parquet)
     feature_config = feature_config_for(spec, preprocessor, embedding_dim)
     strategy_args = dict(strategy_args or {})
     if preset is not None:
@@ -119,18 +152,15 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
         strategy_args = {**preset_args, **strategy_args}
     backbone = backbone or DEFAULT_BACKBONE
     strategy = strategy or DEFAULT_STRATEGY
-    model = build_model(feature_config, spec.tasks, backbone=backbone, strategy=strategy,
-                        backbone_args=backbone_args, strategy_args=strategy_args,
-                        task_weights=task_weights, learning_rate=learning_rate, seed=seed,
-                        positive_weights=positive_weights)
-
-    if parquet is not None:
-        train_data = _parquet_dataset(parquet, spec, preprocessor, batch_size, True, seed)
-    else:
-        train_data = preprocessor.to_dataset(frames["train"], batch_size, shuffle=True, seed=seed)
-    eval_batch = max(batch_size, 4096)
-    val_data = preprocessor.to_dataset(frames["eval"], eval_batch)
-    test_data = preprocessor.to_dataset(frames["test"], eval_batch)
+    distributed = distribution.make_strategy(distribute)
+    with distributed.scope():
+        model = build_model(feature_config, spec.tasks, backbone=backbone, strategy=strategy,
+                            backbone_args=backbone_args, strategy_args=strategy_args,
+                            task_weights=task_weights, learning_rate=learning_rate, seed=seed,
+                            positive_weights=positive_weights)
+    chief_out_dir = out_dir
+    if not distribution.is_chief(distributed):
+        out_dir = tempfile.mkdtemp(prefix="drgrad-worker-")
 
     os.makedirs(out_dir, exist_ok=True)
     # A task with loss weight 0 (a single-task baseline's other tasks) is not trained: its
@@ -154,13 +184,17 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
                "seconds": round(time.time() - started, 1),
                "skipped_steps": int(model.skipped_steps.numpy()),
                "dataset": spec.name, "backbone": backbone, "strategy": strategy,
-               "strategy_args": strategy_args, "preset": preset, "seed": seed}
+               "strategy_args": strategy_args, "preset": preset, "seed": seed,
+               "distribute": distribute, "replicas": distributed.num_replicas_in_sync}
     if model.mixer is not None:
         metrics["mu"] = [float(m) for m in model.mixer.mu.numpy()]
     save_trained(model, out_dir, preprocessor)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
         f.write("\n")
+    if out_dir != chief_out_dir:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return metrics
     if verbose:
         for split in ("val", "test"):
             text = ", ".join(f"{t} {v:.4f}" for t, v in metrics[split].items())
@@ -169,4 +203,4 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
     return metrics
 
 
-__all__ = ["train", "feature_config_for", "PRESETS"]
+__all__ = ["train", "load_data", "feature_config_for", "PRESETS"]
