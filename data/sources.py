@@ -7,7 +7,9 @@ rule (`tfx.components.example_gen.base_example_gen_executor._PartitionFn`): sha2
 partition key modulo 10 buckets, train 8 / eval 1 / test 1, where the key is the serialized
 `tf.train.Feature` of `partition_feature`, or the whole deterministically serialized
 `tf.train.Example` when there is none. The standalone trainer uses `split_of` on the same rows,
-so it sees the split the pipeline sees.
+so it sees the split the pipeline sees when there is a `partition_feature`; without one its key
+is an Example of the feature columns only, where ExampleGen's holds every column of the record
+(labels, timestamp, unnamed columns), so the two splits can differ (data/README.md).
 
 Raw types the dataset file leaves open are read from the data: Parquet and TFRecord types as
 stored (integer -> int, floating -> float, text/bytes -> string); CSV by tfx_bsl's rule

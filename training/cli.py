@@ -55,7 +55,7 @@ def register(subparsers):
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--parquet", default=None, metavar="FILE",
                         help="train split as a Parquet file of raw columns + labels, streamed "
-                             "through tensorflow-io")
+                             "in chunks (pyarrow)")
     parser.add_argument("--log-every", type=_positive_int, default=10,
                         help="write strategy statistics to TensorBoard every N steps")
     parser.add_argument("--distribute", default="none",
