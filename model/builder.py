@@ -3,7 +3,7 @@
 Saving and loading a trained model: `drgrad.model.saving`."""
 import tensorflow as tf
 
-from drgrad.model.config import FeatureConfig, ModelConfig, check_tasks
+from drgrad.model.config import ModelConfig, check_feature_config, check_tasks
 from drgrad.model.multitask_model import MultiTaskModel
 
 
@@ -25,10 +25,7 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
       seed: if set, `tf.keras.utils.set_random_seed(seed)` before creating the weights.
       compile_model: False returns the model uncompiled (used when loading).
     """
-    if isinstance(feature_config, dict):
-        feature_config = FeatureConfig.from_dict(feature_config)
-    if not isinstance(feature_config, FeatureConfig):
-        raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+    feature_config = check_feature_config(feature_config)
     tasks = check_tasks(tasks)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
             learning_rate > 0):

@@ -176,6 +176,15 @@ class ModelConfig:
             return cls.from_json(f.read())
 
 
+def check_feature_config(feature_config) -> "FeatureConfig":
+    """A `FeatureConfig` (or its dict form) as a `FeatureConfig`; anything else is an error."""
+    if isinstance(feature_config, dict):
+        feature_config = FeatureConfig.from_dict(feature_config)
+    if not isinstance(feature_config, FeatureConfig):
+        raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+    return feature_config
+
+
 def check_tasks(tasks: Sequence[str]) -> Tuple[str, ...]:
     """Validates task names (primary first) and returns them as a tuple."""
     if isinstance(tasks, str) or not tasks:

@@ -11,7 +11,7 @@ import pytest
 from drgrad.data import dataset_file, sources, specs, streaming
 from drgrad.data.datasets import load_frames
 from drgrad.data.preprocessing import FeaturePreprocessor
-from test_data_user_logs import user_log, write_yaml
+from test_data_user_logs import user_log, write_tfrecord, write_yaml
 
 
 def _with_nulls(frame):
@@ -24,36 +24,13 @@ def _with_nulls(frame):
     return frame
 
 
-def _write_tfrecord(path, frame):
-    """gzip tf.Examples; a null is a feature the example lacks."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for row in frame.to_dict("records"):
-            feature = {}
-            for name, value in row.items():
-                if value is None or value is pd.NA or (isinstance(value, float)
-                                                       and np.isnan(value)):
-                    continue
-                if isinstance(value, str):
-                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
-                        value=[value.encode()]))
-                elif isinstance(value, float):
-                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-                else:
-                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(
-                        value=[int(value)]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
-                         .SerializeToString())
-
-
 def _flat_log(folder, fmt, frame, **overrides):
     """`frame` as two flat files of `fmt` under `folder`; returns the dataset file's path."""
     for part, rows in enumerate(np.array_split(np.arange(len(frame)), 2)):
         if fmt == "parquet":
             frame.iloc[rows].to_parquet(str(folder / f"part-{part}.parquet"), index=False)
         else:
-            _write_tfrecord(str(folder / f"part-{part}.tfrecord.gz"), frame.iloc[rows])
+            write_tfrecord(str(folder / f"part-{part}.tfrecord.gz"), frame.iloc[rows])
     return write_yaml(str(folder), fmt, **overrides)
 
 

@@ -66,12 +66,16 @@ def write_spans(folder, frame, fmt):
 
 
 def write_tfrecord(path, frame):
+    """gzip tf.Examples; a null is a feature the example lacks."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for row in frame.to_dict("records"):
             feature = {}
             for name, value in row.items():
+                if value is None or value is pd.NA or (isinstance(value, float)
+                                                       and np.isnan(value)):
+                    continue
                 if isinstance(value, str):
                     feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
                         value=[value.encode()]))

@@ -31,7 +31,7 @@ model/strategies/drgrad_released.py).
 """
 import tensorflow as tf
 
-from drgrad.model.config import FeatureConfig, check_tasks
+from drgrad.model.config import check_feature_config, check_tasks
 
 BASE_GROUPS = ("embeddings", "experts", "gates", "ppnet", "bottom")
 
@@ -65,10 +65,7 @@ class Backbone(tf.keras.layers.Layer):
 
     def __init__(self, feature_config, tasks, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(feature_config, dict):
-            feature_config = FeatureConfig.from_dict(feature_config)
-        if not isinstance(feature_config, FeatureConfig):
-            raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+        feature_config = check_feature_config(feature_config)
         self.feature_config = feature_config
         self.tasks = check_tasks(tasks)
         if self.split_primary and len(self.tasks) < 2:

@@ -1,7 +1,7 @@
 """Per-feature embeddings for categorical ids, concatenated with numeric features."""
 import tensorflow as tf
 
-from drgrad.model.config import FeatureConfig
+from drgrad.model.config import check_feature_config
 
 
 def known_ids(ids, vocab_size):
@@ -23,10 +23,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 
     def __init__(self, feature_config, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(feature_config, dict):
-            feature_config = FeatureConfig.from_dict(feature_config)
-        if not isinstance(feature_config, FeatureConfig):
-            raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+        feature_config = check_feature_config(feature_config)
         self.feature_config = feature_config
         self.tables = {
             name: tf.keras.layers.Embedding(size, feature_config.embedding_dim,

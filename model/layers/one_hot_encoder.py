@@ -2,7 +2,7 @@
 one-hot columns, each through its own small MLP, instead of embedding tables."""
 import tensorflow as tf
 
-from drgrad.model.config import FeatureConfig
+from drgrad.model.config import check_feature_config
 from drgrad.model.layers.embedding import known_ids
 from drgrad.model.layers.mlp import MLP
 
@@ -25,10 +25,7 @@ class OneHotEncoder(tf.keras.layers.Layer):
     def __init__(self, feature_config, sparse_units=(64, 128), numeric_units=(32,),
                  output_units=(128,), activation="mish", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(feature_config, dict):
-            feature_config = FeatureConfig.from_dict(feature_config)
-        if not isinstance(feature_config, FeatureConfig):
-            raise ValueError(f"feature_config must be a FeatureConfig, got {feature_config!r}")
+        feature_config = check_feature_config(feature_config)
         self.feature_config = feature_config
         self.sparse_units, self.numeric_units, self.output_units = (
             tuple(sparse_units), tuple(numeric_units), tuple(output_units))
