@@ -22,13 +22,13 @@ losses and the batch size (T + 1 floats) are left out. Run it on a quiet machine
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from drgrad.bench.train_step_cost import census_like  # noqa: E402
+from drgrad.bench.train_step_cost import (  # noqa: E402
+    census_like, round_robin_step_seconds)
 from drgrad.model import build_model  # noqa: E402
 from drgrad.model.strategies import available_strategies  # noqa: E402
 
@@ -76,15 +76,8 @@ def throughput(batch_size, steps, rounds):
         for _ in range(3):  # trace + warm up
             run()
         runners[(name, replicas)] = run
-    best = {key: float("inf") for key in runners}
-    for _ in range(rounds):
-        for key, run in runners.items():
-            started = time.perf_counter()
-            for _ in range(steps):
-                logs = run()
-            float(logs["loss"])  # wait for the last step
-            best[key] = min(best[key], time.perf_counter() - started)
-    return {key: batch_size * steps / seconds for key, seconds in best.items()}
+    times = round_robin_step_seconds(runners, rounds, steps)
+    return {key: batch_size / min(seconds) for key, seconds in times.items()}
 
 
 def main(argv=None):

@@ -47,6 +47,20 @@ def step_function(model, features, labels):
     return lambda: function(iterator)
 
 
+def round_robin_step_seconds(runners, rounds, steps):
+    """``{name: [seconds per step, one per round]}``: each round times ``steps`` calls of every
+    runner in turn (so slow drifts of the machine hit all alike), waiting for the last step."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                logs = run()
+            float(logs["loss"])  # wait for the last step
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
 def measure(batch_size, rounds, steps):
     fc, features, labels = census_like(batch_size)
     runners = {}
@@ -57,14 +71,7 @@ def measure(batch_size, rounds, steps):
         for _ in range(5):  # trace + warm up
             run()
         runners[name] = run
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                logs = run()
-            float(logs["loss"])  # wait for the last step
-            times[name].append((time.perf_counter() - start) / steps)
+    times = round_robin_step_seconds(runners, rounds, steps)
     return ({name: min(values) for name, values in times.items()},
             {name: statistics.median(values) for name, values in times.items()})
 
