@@ -16,7 +16,8 @@ Nulls, the dataset file's rule (`drgrad.data.dataset_file`), as the standalone
 `SparseTensor` whose empty rows are nulls. A null categorical value is in no vocabulary (the
 vocabulary counts present values only) and gets the first OOV id (the vocabulary size); a null
 numeric value is the train mean of the present raw values (`tft.mean`), counted in the z-score
-statistics as that value; a null label stops the Transform (the schema requires labels, so
+statistics as that value (`_numeric_feature`: one analysis phase, which TFX's Transform
+needs under Beam 2.67); a null label stops the Transform (the schema requires labels, so
 the ExampleValidator reports it first).
 
 The Transform component binds `custom_config` (a JSON-able dict made by `transform_config`) to
@@ -133,16 +134,44 @@ def _categorical_ids(raw, column, config):
     return _dense_1d(ids, tf.cast(null_id, tf.int64))
 
 
-def _numeric_values(raw):
-    """`float32 [B]` of one numeric column, a null row filled with the train mean."""
+def _numeric_feature(raw, log, buckets):
+    """`float32 [B]` z-score (or `int64 [B]` quantile bucket) of one numeric column, `log1p`
+    first for `log_numeric`; a null row (sparse input) is the train mean of the present raw
+    values.
+
+    Every analyzer reads the raw input only (ONE analysis phase): the TFX Transform executor
+    deep-copies the input of a second phase, which fails under Beam 2.67 (TFT 1.16's
+    `deep_copy` builds `AppliedPTransform` with Beam's old signature). So the z-score
+    statistics of the filled column come from sums over the present values plus the fills'
+    share: with n present of N rows, t the (log1p) transform and f = t(mean raw),
+    mean = (Σ t(x) + (N − n)·f) / N and var = (Σ t(x)² + (N − n)·f²) / N − mean², in float64.
+    Quantile boundaries (``buckets``) are those of the present values.
+    """
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    values = tf.cast(_dense_1d(raw, 0), tf.float32)
+    def forward(x):
+        return tf.math.log1p(tf.maximum(x, 0.0)) if log else x
+
     if not isinstance(raw, tf.SparseTensor):
-        return values
-    mean = tft.mean(tf.cast(raw.values, tf.float32))
-    return tf.where(_present(raw), values, mean)
+        values = forward(tf.cast(_dense_1d(raw, 0), tf.float32))
+        return tft.bucketize(values, buckets) if buckets else tft.scale_to_z_score(values)
+    present_raw = tf.cast(raw.values, tf.float32)
+    fill = forward(tft.mean(present_raw))
+    is_present = _present(raw)
+    values = tf.where(is_present, forward(tf.cast(_dense_1d(raw, 0), tf.float32)), fill)
+    if buckets:
+        return tft.apply_buckets(values, tft.quantiles(forward(present_raw), buckets, 0.01))
+    present = tf.cast(forward(present_raw), tf.float64)
+    rows = tf.cast(tft.size(is_present), tf.float64)
+    nulls = rows - tf.cast(tft.size(present), tf.float64)
+    fill = tf.cast(fill, tf.float64)
+    mean = (tft.sum(present) + nulls * fill) / rows
+    variance = (tft.sum(tf.square(present)) + nulls * tf.square(fill)) / rows - tf.square(mean)
+    centred = tf.cast(values, tf.float64) - mean
+    # As tft.scale_to_z_score: a constant column is only centred.
+    scaled = tf.where(variance > 0, centred / tf.sqrt(tf.maximum(variance, 1e-300)), centred)
+    return tf.cast(scaled, tf.float32)
 
 
 def _label(raw, task):
@@ -158,9 +187,6 @@ def _label(raw, task):
 
 def preprocessing_fn(inputs, custom_config):
     """TFX Transform entry point: raw feature dict -> model inputs and labels (module doc)."""
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
     config = _check_config(custom_config)
     missing = [c for c in (config["categorical"] + config["numeric"] + config["tasks"])
                if c not in inputs]
@@ -170,13 +196,8 @@ def preprocessing_fn(inputs, custom_config):
                for column in config["categorical"]}
     log_numeric = set(config["log_numeric"])
     for column in config["numeric"]:
-        values = _numeric_values(inputs[column])
-        if column in log_numeric:
-            values = tf.math.log1p(tf.maximum(values, 0.0))
-        if column in config["bucketize"]:
-            outputs[column] = tft.bucketize(values, config["bucketize"][column])
-        else:
-            outputs[column] = tft.scale_to_z_score(values)
+        outputs[column] = _numeric_feature(inputs[column], column in log_numeric,
+                                           config["bucketize"].get(column))
     for task in config["tasks"]:
         outputs[task] = _label(inputs[task], task)
     return outputs

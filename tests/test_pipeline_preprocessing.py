@@ -174,9 +174,13 @@ def _analyze_and_transform(rows, label_spec, tmp):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         feature_spec))
     config = preprocessing.transform_config(SPEC)
+    # Analysis with deep copy on, as TFX's Transform executor runs it: a second analysis phase
+    # fails there under Beam 2.67 (`preprocessing._numeric_feature`), and here too.
+    with tft_beam.Context(temp_dir=str(tmp), use_deep_copy_optimization=True):
+        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, config))
     with tft_beam.Context(temp_dir=str(tmp)):
-        (out, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, config)))
+        out, _ = ((rows, metadata), transform_fn) | tft_beam.TransformDataset()
     return out
 
 
