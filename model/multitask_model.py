@@ -94,15 +94,17 @@ def _all_finite(total, grads):
     return finite
 
 
-def _positive_weights(positive_weights, tasks):
-    """``{task: p}`` for every task (1.0 unless given); p finite and > 0."""
+def _weights_by_task(given, tasks, argument, what, zero_allowed):
+    """``{task: weight}`` for every task (1.0 unless ``given``), each finite and ≥ 0 (or > 0
+    unless ``zero_allowed``); ``argument``/``what`` name them in the errors."""
     weights = {t: 1.0 for t in tasks}
-    for task, weight in dict(positive_weights or {}).items():
+    for task, weight in dict(given or {}).items():
         if task not in weights:
-            raise ValueError(f"positive_weights names unknown task {task!r}; tasks: {list(tasks)}")
+            raise ValueError(f"{argument} names unknown task {task!r}; tasks: {list(tasks)}")
         weight = float(weight)
-        if not math.isfinite(weight) or weight <= 0:
-            raise ValueError(f"positive weight of {task!r} must be finite and > 0, got {weight}")
+        if not math.isfinite(weight) or weight < 0 or (weight == 0 and not zero_allowed):
+            raise ValueError(f"{what} of {task!r} must be finite and "
+                             f"{'>=' if zero_allowed else '>'} 0, got {weight}")
         weights[task] = weight
     return weights
 
@@ -149,17 +151,11 @@ class MultiTaskModel(tf.keras.Model):
         if tuple(tasks) != tuple(backbone.tasks):
             raise ValueError(f"tasks {list(tasks)} differ from the backbone's "
                              f"{list(backbone.tasks)}")
-        weights = {t: 1.0 for t in tasks}
-        for task, weight in dict(task_weights or {}).items():
-            if task not in weights:
-                raise ValueError(f"task_weights names unknown task {task!r}; tasks: {list(tasks)}")
-            weight = float(weight)
-            if not math.isfinite(weight) or weight < 0:
-                raise ValueError(f"task weight of {task!r} must be finite and >= 0, got {weight}")
-            weights[task] = weight
         self.task_names = tuple(tasks)
-        self.task_weights = dict(weights)
-        self.positive_weights = _positive_weights(positive_weights, tasks)
+        self.task_weights = _weights_by_task(task_weights, tasks, "task_weights", "task weight",
+                                             zero_allowed=True)
+        self.positive_weights = _weights_by_task(positive_weights, tasks, "positive_weights",
+                                                 "positive weight", zero_allowed=False)
         self.model_config = model_config
         self.backbone = backbone
         self.strategy = strategy

@@ -246,6 +246,21 @@ def stall(monkeypatch):
         release.set()
 
 
+def _assert_grpc_refused(port):
+    """A gRPC Predict is refused with RESOURCE_EXHAUSTED and a 1 s retry-after trailer; returns
+    the refusal's details."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(_half_plus_two_request(np.array([1.0], np.float32)), timeout=10)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert ("retry-after", "1") in error.value.trailing_metadata()
+        return error.value.details()
+    finally:
+        channel.close()
+
+
 def test_overload_is_refused_fast_with_retry_after(stall):
     """Past `max_inflight_requests` the excess gets 429 + Retry-After at once; the admitted
     requests all succeed."""
@@ -270,13 +285,7 @@ def test_overload_is_refused_fast_with_retry_after(stall):
                 refused_times.append(time.monotonic() - started)
                 assert status == 429 and "retry after" in body["error"]
                 assert headers["Retry-After"] == str(limits.retry_after_seconds)
-            channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as error:
-                stub.Predict(_half_plus_two_request(np.array([1.0], np.float32)), timeout=10)
-            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert ("retry-after", "1") in error.value.trailing_metadata()
-            channel.close()
+            _assert_grpc_refused(running.grpc_port)
         finally:
             release.set()
             for thread in threads:
@@ -310,14 +319,7 @@ def test_predicted_wait_past_the_bound_is_refused_at_arrival(stall):
             refused_in = time.monotonic() - started
             assert status == 429 and "more than 50 ms" in body["error"], body
             assert headers["Retry-After"] == str(limits.retry_after_seconds)
-            channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as error:
-                stub.Predict(_half_plus_two_request(np.array([1.0], np.float32)), timeout=10)
-            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "more than 50 ms" in error.value.details()
-            assert ("retry-after", "1") in error.value.trailing_metadata()
-            channel.close()
+            assert "more than 50 ms" in _assert_grpc_refused(running.grpc_port)
             assert running.core.inflight == 2
         finally:
             release.set()

@@ -217,8 +217,9 @@ def _flat_numbers(value, dtype, max_elements):
 
 def _check_int_range(values, dtype):
     """Refuses an integer outside ``dtype``'s range before NumPy sees it: NumPy 1.x wraps such a
-    value silently (300 as uint8 is 44) where TF Serving refuses it."""
-    if dtype.is_integer and values:
+    value silently (300 as uint8 is 44, -1 as uint64 is 2**64 - 1) where TF Serving refuses it.
+    For int64 NumPy raises OverflowError itself, so that common input pays no extra pass."""
+    if dtype.is_integer and dtype.as_numpy_dtype is not np.int64 and values:
         info = np.iinfo(dtype.as_numpy_dtype)
         if min(values) < info.min or max(values) > info.max:
             raise invalid_argument(f"JSON Value out of range for type {_dtype_name(dtype)}: "
