@@ -19,11 +19,9 @@ docs/REFERENCE.md): `train_authors` trains one run of it, `streaming_auc` is the
 authors' TF1 estimator reports.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -74,64 +72,24 @@ def train_authors(run_dir, cell, seed, epochs=AUTHORS_PROTOCOL["epochs"],
                   batch_size=AUTHORS_PROTOCOL["batch_size"], rows=None, log_every=10,
                   variant="authors"):
     """Trains one run of ``cell`` on census under the authors' protocol (`AUTHORS_PROTOCOL`,
-    changed as `AUTHORS_VARIANTS[variant]` says) and writes its run directory like
-    `drgrad.training.train.train` (model, preprocessor, ``logs/steps``, ``metrics.json``);
-    returns the metrics: exact AUC on ``val`` (the authors' split: the overlapping 20,000
-    rows; reported only) and ``test``, and ``test_auc200`` (`streaming_auc`).
+    changed as `AUTHORS_VARIANTS[variant]` says) with `drgrad.training.train.train` (no early
+    stopping, Adam β2 0.9999, the protocol's split as ``frames``) and returns its metrics:
+    exact AUC on ``val`` (the authors' split: the overlapping 20,000 rows; reported only) and
+    ``test``, ``test_auc200`` (`streaming_auc`) and ``protocol`` (``variant``).
     """
     if variant not in AUTHORS_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(AUTHORS_VARIANTS)}, got {variant!r}")
     protocol = {**AUTHORS_PROTOCOL, "split": "authors", **AUTHORS_VARIANTS[variant]}
-    # pylint: disable=g-import-not-at-top,wrong-import-order
-    from drgrad.data import census, specs
-    from drgrad.data.preprocessing import FeaturePreprocessor
-    from drgrad.model.builder import build_model
-    from drgrad.model.config import resolve_preset
-    from drgrad.training.callbacks import (StrategyStatsLogger, predict_arrays,
-                                           strategy_callbacks)
-    from drgrad.training.metrics import roc_auc
-    from drgrad.training.run_dir import save_trained
-    from drgrad.training.train import feature_config_for
-    import tensorflow as tf    # after drgrad.model, which selects Keras 2 (tf-keras)
-    # pylint: enable=g-import-not-at-top,wrong-import-order
-    started = time.time()
+    from drgrad.data import census  # pylint: disable=g-import-not-at-top
+    from drgrad.training.train import train  # pylint: disable=g-import-not-at-top
     load = census.load_authors if protocol["split"] == "authors" else census.load
-    frames = load(rows=rows)
-    preprocessor = FeaturePreprocessor(census.SPEC).fit(frames["train"])
-    train_data = preprocessor.to_dataset(frames["train"], batch_size, shuffle=True, seed=seed)
-    feature_config = feature_config_for(
-        census.SPEC, preprocessor, specs.get_dataset("census").transform.embedding_dim)
-    backbone, strategy, strategy_args = cell.resolved()
-    if cell.model_preset is not None:
-        feature_config = resolve_preset(cell.model_preset, feature_config)[3]
-    model = build_model(feature_config, census.SPEC.tasks, backbone=backbone, strategy=strategy,
-                        backbone_args=cell.backbone_args, strategy_args=strategy_args,
-                        task_weights=cell.task_weights(census.SPEC.tasks),
-                        learning_rate=protocol["learning_rate"], seed=seed,
-                        positive_weights=protocol["positive_weights"], compile_model=False)
-    # build_model's Adam keeps Keras's β2 = 0.999; the released code uses 0.9999.
-    model.compile(optimizer=tf.keras.optimizers.Adam(
-        learning_rate=protocol["learning_rate"], beta_2=protocol["beta_2"]))
-    os.makedirs(run_dir, exist_ok=True)
-    callbacks = [StrategyStatsLogger(os.path.join(run_dir, "logs", "steps"), every=log_every)]
-    model.fit(train_data, epochs=epochs, callbacks=callbacks + strategy_callbacks(model),
-              verbose=0)
-    metrics = {"protocol": variant, "epochs": epochs, "best_epoch": epochs,
-               "skipped_steps": int(model.skipped_steps.numpy()), "dataset": census.SPEC.name,
-               "backbone": backbone, "strategy": strategy, "strategy_args": strategy_args,
-               "preset": cell.model_preset, "seed": seed, "batch_size": batch_size}
-    for split, frame in (("val", frames["eval"]), ("test", frames["test"])):
-        predictions, labels = predict_arrays(model, preprocessor.to_dataset(frame, 4096))
-        metrics[split] = {t: roc_auc(labels[t], predictions[t]) for t in model.task_names}
-        if split == "test":
-            metrics["test_auc200"] = {t: streaming_auc(labels[t], predictions[t])
-                                      for t in model.task_names}
-    metrics["seconds"] = round(time.time() - started, 1)
-    save_trained(model, run_dir, preprocessor)
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-        f.write("\n")
-    return metrics
+    return train("census", run_dir, frames=load(rows=rows), epochs=epochs,
+                 batch_size=batch_size, seed=seed, patience=None,
+                 learning_rate=protocol["learning_rate"], beta_2=protocol["beta_2"],
+                 positive_weights=protocol["positive_weights"],
+                 task_weights=cell.task_weights(census.SPEC.tasks), log_every=log_every,
+                 verbose=0, test_metrics={"test_auc200": streaming_auc},
+                 metadata={"protocol": variant}, **cell.train_kwargs())
 
 
 def study_cells():

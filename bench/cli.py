@@ -1,4 +1,5 @@
 """`drgrad bench`: the benchmark harness (bench/harness.py). Nothing heavy at import."""
+import argparse
 
 from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
@@ -19,6 +20,28 @@ def parse_cos(text):
     if len(set(values)) != len(values):
         raise ValueError(f"--cos has duplicate values: {text}")
     return values
+
+
+def flip_argument(text):
+    """argparse type of ``--flip-labels``: ``TASK=FRACTION`` -> ``(task, fraction)``, fraction
+    in [0, 1], with a one-line message otherwise (the task is checked against the dataset's
+    once the grid is read)."""
+    from drgrad.data import label_noise  # pylint: disable=g-import-not-at-top
+    try:
+        return label_noise.parse_flip(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def flips_of(pairs):
+    """The ``--flip-labels`` values (``[(task, fraction), ...]``) as ``{task: fraction}``; a
+    task given twice is an error."""
+    flips = {}
+    for task, fraction in pairs or ():
+        if task in flips:
+            raise ValueError(f"--flip-labels names task {task!r} twice")
+        flips[task] = fraction
+    return flips
 
 
 def register(subparsers):
@@ -57,6 +80,13 @@ def register(subparsers):
                         help="synthetic: cos θ, one value or a comma list (sweep); default 0.5")
     parser.add_argument("--generator", default="angle", choices=("angle", "paper"))
     parser.add_argument("--source", default=None, help="raw data location (dataset specific)")
+    parser.add_argument("--flip-labels", action="append", type=flip_argument,
+                        metavar="TASK=FRACTION",
+                        help="flip that share (in [0, 1]) of TASK's training labels at random "
+                             "in every run (seeded by the run's seed; validation and test keep "
+                             "theirs), every cell renamed '<cell> [TASK=FRACTION]'; any task, "
+                             "the primary one included; repeatable, one per task. The "
+                             "census-noise grid sets its own levels")
     parser.add_argument("--log-every", type=_positive_int, default=10,
                         help="log router statistics every N steps")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
@@ -95,6 +125,8 @@ def protocol_defaults(protocol):
 def command_line(args):
     """The ``drgrad bench ...`` command that reproduces ``args`` (for report.md)."""
     import shlex  # pylint: disable=g-import-not-at-top
+
+    from drgrad.data import label_noise  # pylint: disable=g-import-not-at-top
     argv = ["drgrad", "bench", "--dataset", args.dataset, "--grid", args.grid,
             "--seeds", str(args.seeds)]
     if args.protocol == "pinned":
@@ -115,6 +147,8 @@ def command_line(args):
             argv += [flag, str(value)]
     if args.dataset == "synthetic" and args.generator != "angle":
         argv += ["--generator", args.generator]
+    for task, fraction in args.flip_labels or ():
+        argv += ["--flip-labels", label_noise.flip_text({task: fraction})]
     return shlex.join(argv)
 
 
@@ -138,6 +172,7 @@ def _bench(args):
         raise ValueError("--cos applies to --dataset synthetic only")
     if args.patience < 0:
         raise ValueError(f"--patience must be >= 0, got {args.patience}")
+    flips = flips_of(args.flip_labels)
     if args.report_only:
         from drgrad import data  # pylint: disable=g-import-not-at-top
         import os  # pylint: disable=g-import-not-at-top
@@ -158,6 +193,7 @@ def _bench(args):
                       generator=args.generator, source=args.source,
                       batch_size=args.batch_size, log_every=args.log_every,
                       command=command, plots=not args.no_plots,
-                      train_missing=not args.no_train, protocol=args.protocol)
+                      train_missing=not args.no_train, protocol=args.protocol,
+                      flip_labels=flips)
     print(f"wrote {args.out}/results.csv, report.md, figures/")
     return 0

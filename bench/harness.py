@@ -20,6 +20,13 @@ DRGrad's own protocol instead: the 229,285 / 70,000 re-split, Adam 5e-4 β2 0.99
 both exact and as TF1's 200-threshold approximation (``auc200_<task>``); its ablations
 ``authors-pinned-split`` and ``authors-unweighted`` (`presets.AUTHORS_VARIANTS`).
 
+Label noise (`Cell.flip_labels`; ``flip_labels`` flips every cell of the grid, renamed
+``<cell> [task=fraction]``): each run flips that share of a task's training labels, drawn with
+the run's seed (`drgrad.data.label_noise`), so every cell's seed ``s`` sees the same noisy
+labels and the t-tests stay paired. ``results.csv`` records the level (``flip_labels``,
+e.g. ``marital=0.2``) and report.md adds a table per task of each system's test AUC per level
+with the paired t-test against MMoE at the same level.
+
 A finished run (``metrics.json`` present) is read back instead of retrained, so an interrupted
 benchmark resumes where it stopped; ``cell.json`` next to a cell's runs records its
 configuration and protocol, and a mismatch is refused before any training. Each run in
@@ -41,7 +48,8 @@ import traceback
 import numpy as np
 
 from drgrad.bench import events, report
-from drgrad.bench.presets import parse_grid
+from drgrad.bench.presets import parse_grid, system_name, with_flipped_labels
+from drgrad.data import label_noise
 
 DATASET_NAMES = {"census": "census", "census-income": "census", "synthetic": "synthetic",
                  "movielens": "movielens", "movielens-100k": "movielens"}
@@ -129,13 +137,15 @@ def _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, b
 
 def _check_cells(cells, tasks):
     """Raises ValueError before any training if a cell names an unknown backbone or strategy,
-    gives its strategy bad arguments, or trains a task the dataset does not have."""
+    gives its strategy bad arguments, or trains (or flips labels of) a task the dataset does
+    not have."""
     from drgrad.model.backbones import get_backbone_class  # pylint: disable=g-import-not-at-top
     from drgrad.model.strategies import get_strategy  # pylint: disable=g-import-not-at-top
     for cell in cells:
         cell.task_weights(tasks)
         backbone, strategy, strategy_args = cell.resolved()
         try:
+            label_noise.check_flips(cell.flip_labels, tasks)
             get_backbone_class(backbone)
             get_strategy(strategy, **strategy_args)
         except (TypeError, ValueError) as error:
@@ -180,6 +190,7 @@ def run_gauc(run_dir, test_frame, user_column):
 
 def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks, gaucs=None):
     row = {"cell": cell.name, "seed": seed, "cos": cos, "status": "ok", "role": cell.role,
+           "flip_labels": label_noise.flip_text(cell.flip_labels),
            "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
            cell.single_task, "run_dir": run_dir, "error": ""}
     backbone, strategy, strategy_args = cell.resolved()
@@ -229,6 +240,7 @@ def router_dynamics(stats):
 
 def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
     row = {"cell": cell.name, "seed": seed, "cos": cos, "status": status, "role": cell.role,
+           "flip_labels": label_noise.flip_text(cell.flip_labels),
            "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
            cell.single_task, "run_dir": run_dir, "error": error}
     backbone, strategy, strategy_args = cell.resolved()
@@ -244,7 +256,8 @@ def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
 
 
 def result_columns(tasks):
-    return (["cell", "seed", "cos", "status", "role"] + [f"test_{t}" for t in tasks]
+    return (["cell", "seed", "cos", "flip_labels", "status", "role"]
+            + [f"test_{t}" for t in tasks]
             + [f"val_{t}" for t in tasks] + [f"gauc_{t}" for t in tasks]
             + [f"auc200_{t}" for t in tasks]
             + ["best_epoch", "epochs", "train_seconds", "step_ms", "mu_final",
@@ -290,17 +303,20 @@ def read_results(path):
 
 def run_bench(dataset, grid, out, seeds=5, epochs=15, patience=2, rows=None, cos_values=None,
               generator="angle", source=None, batch_size=1024, log_every=10, command=None,
-              plots=True, verbose=True, train_missing=True, protocol="pinned"):
+              plots=True, verbose=True, train_missing=True, protocol="pinned", flip_labels=None):
     """Runs the benchmark (see the module docstring); returns the result rows.
 
     With ``train_missing=False`` nothing is trained: finished runs are read back and the others
-    are reported as "not run" (a report of a benchmark still in progress).
+    are reported as "not run" (a report of a benchmark still in progress). ``flip_labels``
+    (``{task: fraction}``): every cell flips those training labels (`with_flipped_labels`).
     """
     _check_args(dataset, seeds, epochs, patience, rows, cos_values, generator, batch_size,
                 protocol)
     cells = parse_grid(grid) if isinstance(grid, str) else tuple(grid)
     if not cells:
         raise ValueError("the grid has no cells")
+    if flip_labels:
+        cells = tuple(with_flipped_labels(cell, flip_labels) for cell in cells)
     from drgrad import data  # pylint: disable=g-import-not-at-top
     spec = data.get_spec(dataset)
     tasks = list(spec.tasks)
@@ -502,6 +518,7 @@ def finish(out, dataset, tasks, wall=None, command=None, epochs=None, patience=N
         notes += [f"![{os.path.basename(p)}]({os.path.relpath(p, out)})" for p in figures]
         notes.append("")
     notes += _mu_notes(results)
+    notes += noise_notes(results, tasks)
     text = report.render(results, tasks, dataset,
                          header_lines=header_lines(dataset, seeds, epochs, patience, rows,
                                                    generator, wall, command, batch_size,
@@ -537,5 +554,49 @@ def _mu_notes(results):
     return lines
 
 
+def noise_notes(results, tasks):
+    """Per task, a table of each system's test AUC (mean ± sample std over seeds) per label
+    noise level (the ``flip_labels`` column), with the difference of means and the paired
+    t-test p (`report.paired_ttest`) against MMoE at the same level; none without flips."""
+    cells = {}      # (system, level) -> rows; dicts keep the first-seen order
+    for row in results:
+        if row.get("status") == "ok" and row.get("flip_labels"):
+            level = row["flip_labels"]
+            flips = dict(label_noise.parse_flip(item) for item in level.split(","))
+            cells.setdefault((system_name(row["cell"], flips), level), []).append(row)
+    if not cells:
+        return []
+    systems = list(dict.fromkeys(system for system, _ in cells))
+    levels = list(dict.fromkeys(level for _, level in cells))
+    mmoe = {level: next((rows for (_, at), rows in cells.items() if at == level
+                         and rows[0].get("paper") == "mmoe" and rows[0].get("role") == "baseline"),
+                        None) for level in levels}
+    lines = []
+    for task in tasks:
+        lines += [f"## Label noise: {task} test AUC by flipped training labels", "",
+                  "Mean ± sample std over seeds; (Δ vs MMoE at the same level, paired t-test "
+                  "p by seed). The main table's p compares across levels; this one does not.",
+                  "", "| method | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+        for system in systems:
+            texts = []
+            for level in levels:
+                rows = cells.get((system, level))
+                if rows is None:
+                    texts.append("—")
+                    continue
+                by_seed = {row["seed"]: row[f"test_{task}"] for row in rows}
+                mean, std = report.mean_std(by_seed.values())
+                text = f"{report.fmt(mean)} ± {report.fmt(std)}"
+                if mmoe[level] is not None and mmoe[level] is not rows:
+                    reference = {row["seed"]: row[f"test_{task}"] for row in mmoe[level]}
+                    delta = mean - report.mean_std(reference.values())[0]
+                    text += (f" ({delta:+.4f}, p "
+                             f"{report.fmt_p(report.paired_ttest(by_seed, reference))})")
+                texts.append(text)
+            lines.append(f"| {system} | " + " | ".join(texts) + " |")
+        lines.append("")
+    return lines
+
+
 __all__ = ["run_bench", "finish", "refresh_derived", "read_results", "write_results",
-           "run_dir_for", "router_dynamics", "run_gauc", "dataset_key"]
+           "run_dir_for", "router_dynamics", "run_gauc", "dataset_key", "noise_notes"]

@@ -20,6 +20,10 @@ the day's rows over the stage's (component's) seconds. Writes ``DIR/pipeline_sca
 
     python -m drgrad.bench.pipeline_scale --rows 100000 [--rows 1000000] \\
         --direct-mode in_memory|multi_processing --out DIR [--epochs 1]
+    python -m drgrad.bench.pipeline_scale --dataset census --epochs 5 --out DIR
+
+With ``--dataset`` there is no simulate stage: the dataset's own rows are measured as they
+are, and the table adds the whole pipeline's time over `drgrad train`'s.
 """
 import argparse
 import json
@@ -159,30 +163,37 @@ def _stage(key, label, seconds, sampler, rows, code=0):
 
 
 def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, interval=0.2,
-                on_stage=None):
-    """Simulates one day of ``rows`` rows under ``out`` and measures every stage (module
+                on_stage=None, dataset=None):
+    """Simulates one day of ``rows`` rows under ``out`` (or, given ``dataset``, a built-in
+    name or dataset file, takes its rows as they are) and measures every stage (module
     docstring); returns the result dict, also passed to ``on_stage`` after each stage (so an
     interrupted run keeps what it measured)."""
     python = sys.executable
-    day = os.path.join(out, f"rows-{rows}")
+    if dataset is None:
+        day = os.path.join(out, f"rows-{rows}")
+        name = f"sim-{preset}"
+        dataset = os.path.join(day, "data", name, f"{name}.yaml")
+    else:
+        day = os.path.join(out, os.path.splitext(os.path.basename(dataset))[0])
+        preset = None
     os.makedirs(day, exist_ok=True)
-    name = f"sim-{preset}"
-    dataset = os.path.join(day, "data", name, f"{name}.yaml")
     result = {"rows": rows, "direct_mode": direct_mode, "epochs": epochs, "preset": preset,
-              "stages": [], "components": []}
-    seconds, sampler, _ = run_measured(
-        [python, "-m", "drgrad.cli", "data", "simulate", "--preset", preset, "--days", "1",
-         "--rows-per-day", str(rows), "--workers", str(workers),
-         "--out", os.path.join(day, "data"), "--overwrite"],
-        os.path.join(day, "simulate.log"), interval)
-    _append(result, on_stage, _stage("simulate", "simulate (drgrad data simulate)", seconds,
-                                     sampler, rows))
+              "dataset": dataset, "stages": [], "components": []}
+    if preset is not None:
+        seconds, sampler, _ = run_measured(
+            [python, "-m", "drgrad.cli", "data", "simulate", "--preset", preset, "--days", "1",
+             "--rows-per-day", str(rows), "--workers", str(workers),
+             "--out", os.path.join(day, "data"), "--overwrite"],
+            os.path.join(day, "simulate.log"), interval)
+        _append(result, on_stage, _stage("simulate", "simulate (drgrad data simulate)",
+                                         seconds, sampler, rows))
 
     seconds, sampler, _ = run_measured(
         [python, "-m", "drgrad.bench.pipeline_scale", "--floor", dataset,
          "--out", os.path.join(day, "floor.json")], os.path.join(day, "floor.log"), interval)
     with open(os.path.join(day, "floor.json")) as f:
         parts = json.load(f)
+    rows = result["rows"] = parts["rows"]
     stage = _stage("floor", "floor: read + FeaturePreprocessor (one process)", seconds,
                    sampler, rows)
     stage.update(read_s=round(parts["read_s"], 1),
@@ -231,7 +242,9 @@ def render_markdown(results):
     """Markdown tables of `measure_day` results (one section per size)."""
     lines = []
     for result in results:
-        lines += [f"### {result['rows']:,} rows, DirectRunner {result['direct_mode']}, "
+        source = ("" if result.get("preset", "default") is not None
+                  else f" of {os.path.basename(result['dataset'])}")
+        lines += [f"### {result['rows']:,} rows{source}, DirectRunner {result['direct_mode']}, "
                   f"{result['epochs']} epoch(s)", "",
                   "| stage / component | wall s | rows/s | peak RSS MiB (process tree) |",
                   "|---|---:|---:|---:|"]
@@ -257,6 +270,8 @@ def render_markdown(results):
                       f"excluded): {_ratio(data_half, floor_work)}",
                   f"- Trainer / drgrad train (whole process): "
                   f"{_ratio(by_name.get('Trainer'), stages.get('train', {}).get('seconds'))}",
+                  f"- pipeline / drgrad train (whole processes): "
+                  f"{_ratio(stages.get('pipeline', {}).get('seconds'), stages.get('train', {}).get('seconds'))}",
                   "", "Peak RSS per process (MiB, the largest five of each stage):", ""]
         for stage in result["stages"]:
             top = ", ".join(f"{p['peak_rss_mib']:,.0f} `{p['command']}`"
@@ -270,6 +285,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=positive_int, action="append",
                         help="rows of the simulated day (repeatable)")
+    parser.add_argument("--dataset", metavar="NAME|FILE",
+                        help="measure this dataset's rows as they are instead of a simulated "
+                             "day (a built-in name or a dataset file)")
     parser.add_argument("--direct-mode", choices=DIRECT_MODES, default="in_memory")
     parser.add_argument("--workers", type=positive_int, default=2,
                         help="simulator processes and multi_processing Beam workers")
@@ -283,8 +301,8 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(floor(args.floor), f)
         return 0
-    if not args.rows:
-        parser.error("give at least one --rows N")
+    if bool(args.rows) == bool(args.dataset):
+        parser.error("give --rows N (repeatable) or --dataset, not both")
     os.makedirs(args.out, exist_ok=True)
     results = []
 
@@ -294,10 +312,11 @@ def main(argv=None):
                        "results": results + [result]}, f, indent=2)
 
     try:
-        for rows in args.rows:
+        for rows in args.rows or [None]:
             results.append(measure_day(rows, args.out, args.direct_mode, args.epochs,
                                        preset=args.preset, workers=args.workers,
-                                       interval=args.sample_ms / 1000.0, on_stage=save))
+                                       interval=args.sample_ms / 1000.0, on_stage=save,
+                                       dataset=args.dataset))
     except (RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,12 +16,17 @@ which is the same gradient as a single-task network of that backbone). Split-MMo
 ``drgrad`` strategy with ``router=False, updater="none"``: exactly the plain summed-loss update
 of ``equal_weight`` (μ stays ½, ½) but with the router's statistics (ξ, λ, norms) logged, so the
 paper's Figs. 4–7 can be drawn for Split-MMoE and DRGrad alike.
+
+A cell may flip a share of some tasks' training labels (`Cell.flip_labels`,
+`drgrad.data.label_noise`; `with_flipped_labels` names such a cell ``<name> [task=fraction]``):
+the ``census-noise`` grid, and ``drgrad bench --flip-labels TASK=FRACTION`` for any grid.
 """
 import dataclasses
 import json
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from drgrad.data import label_noise
 from drgrad.model.config import PRESETS as MODEL_PRESETS
 
 #: The authors' protocol (logwhistle/drgrad_for_aaai25, main.py / model.py): the
@@ -56,6 +61,8 @@ class Cell:
       paper: key of the paper's reference row (`drgrad.bench.paper`), if it has one.
       needs_personalization: skip the cell on datasets without user/item features (there it
         would be the same model as its w/o-PPNet twin).
+      flip_labels: ``{task: fraction}``: that share of the task's training labels flipped at
+        random in each run (`drgrad.data.label_noise`, drawn with the run's seed).
     """
 
     name: str
@@ -68,6 +75,7 @@ class Cell:
     role: str = "baseline"
     paper: Optional[str] = None
     needs_personalization: bool = False
+    flip_labels: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not _CELL_NAME.match(self.name):
@@ -93,6 +101,10 @@ class Cell:
         if self.single_task is not None and (isinstance(self.single_task, bool) or not isinstance(
                 self.single_task, int) or self.single_task < 0):
             raise ValueError(f"cell {self.name!r}: single_task must be a task index >= 0")
+        try:
+            object.__setattr__(self, "flip_labels", label_noise.check_flips(self.flip_labels))
+        except ValueError as error:
+            raise ValueError(f"cell {self.name!r}: {error}") from None
 
     def resolved(self):
         """``(backbone, strategy, strategy_args)`` after applying `model_preset`."""
@@ -114,7 +126,8 @@ class Cell:
     def train_kwargs(self):
         """Keyword arguments of `drgrad.training.train.train` for this cell (tasks-independent part)."""
         kwargs = {"backbone_args": dict(self.backbone_args),
-                  "strategy_args": dict(self.strategy_args)}
+                  "strategy_args": dict(self.strategy_args),
+                  "flip_labels": dict(self.flip_labels)}
         if self.model_preset is not None:
             kwargs["preset"] = self.model_preset
         else:
@@ -122,7 +135,29 @@ class Cell:
         return kwargs
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """The cell as JSON-ready fields; ``flip_labels`` only when set, so a clean cell's
+        record is the one written before label noise existed (its finished runs are reused)."""
+        fields = dataclasses.asdict(self)
+        if not self.flip_labels:
+            del fields["flip_labels"]
+        return fields
+
+
+def with_flipped_labels(cell, flips):
+    """``cell`` training on labels flipped as ``flips`` (``{task: fraction}``) says, named
+    ``<cell.name> [<flips as text>]`` (`label_noise.flip_text`, e.g. ``mmoe [marital=0.2]``)."""
+    if cell.flip_labels:
+        raise ValueError(f"cell {cell.name!r} already flips labels "
+                         f"({label_noise.flip_text(cell.flip_labels)})")
+    flips = label_noise.check_flips(flips)
+    return dataclasses.replace(cell, name=f"{cell.name} [{label_noise.flip_text(flips)}]",
+                               flip_labels=flips)
+
+
+def system_name(name, flips):
+    """The name of the cell that ``with_flipped_labels(cell, flips)`` named ``name``."""
+    suffix = f" [{label_noise.flip_text(flips)}]"
+    return name[:-len(suffix)] if flips and name.endswith(suffix) else name
 
 
 def _infer_role(strategy, strategy_args):
@@ -325,3 +360,16 @@ GRIDS: Dict[str, Tuple[Cell, ...]] = {
     ),
 }
 
+
+def _grid_cell(grid, name):
+    return next(cell for cell in GRIDS[grid] if cell.name == name)
+
+
+#: The paper's "noise processing" claim under the pinned protocol (issue #18): shares of
+#: census's auxiliary (marital) training labels flipped; 0 is each system's clean reference.
+NOISE_LEVELS = (0.0, 0.2, 0.4)
+GRIDS["census-noise"] = tuple(
+    with_flipped_labels(cell, {"marital": level}) for level in NOISE_LEVELS
+    for cell in (_grid_cell("paper-table3", "mmoe"), _grid_cell("paper-table3", "drgrad"),
+                 _grid_cell("drgrad-released", "cgc2+drgrad_released"),
+                 _grid_cell("paper-table3", "pcgrad"), _grid_cell("gradcraft", "ple+gradcraft")))

@@ -80,4 +80,11 @@ def test_markdown_table_of_a_fabricated_day():
     assert "- ExampleGen + Transform / floor (read + fit + transform, imports excluded): 16.0×" \
         in lines
     assert "- Trainer / drgrad train (whole process): 2.0×" in lines
+    assert "- pipeline / drgrad train (whole processes): 5.0×" in lines
     assert "- pipeline: 2,048 `python pipeline`" in lines
+    # A dataset's own rows (--dataset): named in the heading, no simulate stage.
+    census = dict(result, preset=None, dataset="census",
+                  stages=[s for s in result["stages"] if s["key"] != "simulate"])
+    lines = pipeline_scale.render_markdown([census]).splitlines()
+    assert lines[0] == "### 1,000 rows of census, DirectRunner in_memory, 1 epoch(s)"
+    assert lines[4] == "| floor | 4.0 | 250 | 300 |"

@@ -94,3 +94,45 @@ def test_early_stopping_watches_only_the_monitored_tasks(monkeypatch):
     assert everything.best_epoch == 0 and everything.model.stop_training
     with pytest.raises(ValueError):
         callbacks.AUCEarlyStopping(None, monitor=[])
+
+
+def test_beta_2_no_early_stopping_and_extra_records(tmp_path, monkeypatch):
+    """The DRGrad authors' protocol through train(): Adam β2 0.9999 reaches the optimizer,
+    patience=None trains every epoch, extra test metrics and metadata land in metrics.json."""
+    import tensorflow as tf
+    from drgrad import data
+
+    created = []
+
+    class RecordingAdam(tf.keras.optimizers.Adam):
+        def __init__(self, **kwargs):
+            created.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(tf.keras.optimizers, "Adam", RecordingAdam)
+    out = str(tmp_path / "run")
+    metrics = train("synthetic", out, preset="mmoe", rows=1000, epochs=2, batch_size=256,
+                    verbose=0, patience=None, beta_2=0.9999, metadata={"protocol": "test"},
+                    test_metrics={"test_rows": lambda labels, scores: len(labels)})
+    assert created == [{"learning_rate": 1e-3, "beta_2": 0.9999}]
+    assert (metrics["epochs"], metrics["best_epoch"], metrics["patience"]) == (2, 2, None)
+    test_rows = len(data.load_frames("synthetic", rows=1000, seed=0)["test"])
+    assert metrics["test_rows"] == {"label1": test_rows, "label2": test_rows}
+    with open(os.path.join(out, "metrics.json")) as f:
+        saved = json.load(f)
+    assert (saved["beta_2"], saved["protocol"], saved["flip_labels"]) == (0.9999, "test", {})
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"beta_2": 1.0}, "beta_2 must be a number in \\[0, 1\\)"),
+    ({"patience": -1}, "patience must be an int >= 0"),
+    ({"metadata": {"seed": 1}}, "must add new names"),
+    ({"metadata": {"x": 1}, "test_metrics": {"x": len}}, "must add new names"),
+    ({"test_metrics": {"x": 1}}, "fn\\(labels, scores\\)"),
+    ({"frames": {}, "rows": 10}, "frames replace reading the dataset"),
+    ({"flip_labels": {"nope": 0.2}}, "unknown task 'nope'"),
+])
+def test_train_refuses_bad_options_before_reading_data(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train("synthetic", str(tmp_path), verbose=0, **kwargs)
+    assert not os.listdir(tmp_path)
