@@ -35,6 +35,7 @@ import sys
 from drgrad.data.cli import dataset_argument
 from drgrad.data.cli import positive_int as _positive_int
 from drgrad.pipeline import configs
+from drgrad.pipeline.evaluation import DEFAULT_METRICS, OPTIONAL_METRICS
 from drgrad.pipeline.configs import BEAM_RUNNERS, DEFAULT_WINDOW_SPANS, ENVIRONMENT_TYPES
 from drgrad.pipeline.kubeflow_v2_runner import check_dataset_uri
 
@@ -80,6 +81,9 @@ def _add_model_args(parser):
                         help="Evaluator AUC floor for every task (default: 0.5)")
     parser.add_argument("--max-auc-drop", type=float, default=None,
                         help="tolerated AUC drop vs the blessed model (default: 0.01)")
+    parser.add_argument("--metric", action="append", choices=OPTIONAL_METRICS, default=None,
+                        help="an Evaluator metric per task beside AUC and ExampleCount "
+                             "(repeatable; each costs about one AUC's time)")
 
 
 def _date(text):
@@ -263,6 +267,8 @@ def _model_kwargs(args, spec):
             kwargs[name] = value
     if args.distribute is not None:
         kwargs["distribute"] = args.distribute.replace("-", "_")
+    if args.metric:
+        kwargs["metrics"] = DEFAULT_METRICS + tuple(dict.fromkeys(args.metric))
     return kwargs
 
 

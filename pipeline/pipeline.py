@@ -28,6 +28,7 @@ SpanForDate(run_date) -> CsvExampleGen(range_config) -> ... -> ValidationGate
 from typing import Any, Dict, NamedTuple, Optional
 
 from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from drgrad.pipeline import daily, trainer
@@ -121,22 +122,32 @@ def _ingest(config: PipelineConfig) -> _Ingest:
     if len(patterns) == 1:
         # One input folder: hash-split it, on the partition feature (e.g. the user id) when the
         # dataset has one so that a user's examples never straddle train and eval.
-        output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+        split_config = tfx.proto.SplitConfig(
             splits=[tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-                    for name, buckets in zip(("train", "eval", "test"), ingestion.hash_buckets)],
-            partition_feature_name=config.spec.partition_feature or ""))
+                    for name, buckets in zip(("train", "eval", "test"), ingestion.hash_buckets)])
+        if config.spec.partition_feature:
+            # Only when there is one: a set "" (a oneof member) names a feature "".
+            split_config.partition_feature_name = config.spec.partition_feature
+        output_config = tfx.proto.Output(split_config=split_config)
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=pattern)
                                            for name, pattern in patterns.items()])
     arguments = dict(input_base=ingestion.data_root, input_config=input_config,
                      output_config=output_config, range_config=range_config)
     if ingestion.input_format == "csv":
-        example_gen = tfx.components.CsvExampleGen(**arguments)
+        # The CsvExampleGen node (same id, examples and splits), its files read and written in
+        # C++ with every column's declared type (csv_example_gen); the executor decides at run
+        # time, once the span is known, and runs TFX's CsvExampleGen where the files do not
+        # have these types (an untyped column, a cell that does not parse).
+        from drgrad.data.specs import get_dataset  # pylint: disable=g-import-not-at-top
+        from drgrad.pipeline import csv_example_gen  # pylint: disable=g-import-not-at-top
+        types = csv_example_gen.dataset_column_types(config.spec,
+                                                     get_dataset(config.dataset).timestamp)
+        example_gen = FileBasedExampleGen(
+            custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
+            custom_config=csv_example_gen.custom_config(types), **arguments).with_id(EXAMPLE_GEN)
     elif ingestion.input_format == "tfrecord":
         example_gen = tfx.components.ImportExampleGen(**arguments)
     else:  # FileBasedExampleGen with TFX's Parquet reading, zeros kept (parquet_example_gen)
-        from tfx.components import FileBasedExampleGen  # pylint: disable=g-import-not-at-top
-        from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
-
         from drgrad.pipeline import parquet_example_gen  # pylint: disable=g-import-not-at-top
         example_gen = FileBasedExampleGen(
             custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_example_gen.Executor),

@@ -13,7 +13,7 @@ PipelineConfig
   training    run_fn, backbone, strategy, backbone_args, strategy_args, task_weights,
               learning_rate, seed, epochs, batch_size, embedding_dim, train_steps, eval_steps,
               warm_start, distribute
-  evaluation  min_auc, max_auc_drop
+  evaluation  min_auc, max_auc_drop, metrics
   push        serving_model_dir
   runtime     metadata_connection_config, beam_pipeline_args, enable_cache, data_only
 ```
@@ -200,10 +200,14 @@ class EvaluationConfig(_Frozen):
     Attributes:
       min_auc: every task's AUC floor.
       max_auc_drop: largest tolerated AUC drop vs the blessed baseline.
+      metrics: TFMA metrics per task (AUC always; `evaluation.OPTIONAL_METRICS` add
+        BinaryCrossentropy, MeanPrediction, MeanLabel, Calibration at about one AUC's cost
+        each).
     """
 
     min_auc: Thresholds = configs.DEFAULT_MIN_AUC
     max_auc_drop: Thresholds = configs.DEFAULT_MAX_AUC_DROP
+    metrics: Tuple[str, ...] = evaluation.DEFAULT_METRICS
 
 
 class PushConfig(_Frozen):
@@ -329,7 +333,8 @@ class PipelineConfig(_Frozen):
     def eval_config(self):
         """The Evaluator's `tfma.EvalConfig` (`evaluation.make_eval_config`)."""
         return evaluation.make_eval_config(self.spec.tasks, min_auc=self.evaluation.min_auc,
-                                           max_auc_drop=self.evaluation.max_auc_drop)
+                                           max_auc_drop=self.evaluation.max_auc_drop,
+                                           metrics=self.evaluation.metrics)
 
     @functools.cached_property
     def personalization(self) -> List[str]:

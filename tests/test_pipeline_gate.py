@@ -229,6 +229,34 @@ def test_eval_config_thresholds_per_task():
         evaluation.make_eval_config(["income"], max_auc_drop=-0.1)
 
 
+def test_eval_config_metrics_default_and_chosen():
+    from drgrad.cli.main import build_parser
+    from drgrad.data import get_spec
+    from drgrad.pipeline import commands, evaluation
+    from drgrad.pipeline.pipeline_config import PipelineConfig
+
+    def names(config):
+        return [[m.class_name for m in spec.metrics] for spec in config.metrics_specs]
+
+    assert names(evaluation.make_eval_config(["income", "marital"])) == [
+        ["AUC", "ExampleCount"]] * 2
+    # AUC is always computed (it gates the push) and comes first.
+    assert names(evaluation.make_eval_config(["income"], metrics=["MeanLabel"])) == [
+        ["AUC", "MeanLabel"]]
+    for bad in (["AUC", "AUC"], ["Precision"], "AUC"):
+        with pytest.raises(ValueError, match="metrics must be"):
+            evaluation.make_eval_config(["income"], metrics=bad)
+    args = build_parser().parse_args(["pipeline", "run", "--metric", "MeanLabel",
+                                      "--metric", "Calibration", "--metric", "MeanLabel"])
+    assert commands._model_kwargs(args, get_spec("census"))["metrics"] == (
+        "AUC", "ExampleCount", "MeanLabel", "Calibration")
+    config = PipelineConfig.from_options(
+        pipeline_name="drgrad-census-income", pipeline_root="/runs/root", data_root="/data",
+        serving_model_dir="/runs/serving/census-income", dataset="census",
+        metrics=("AUC", "Calibration"))
+    assert names(config.eval_config) == [["AUC", "Calibration"]] * 2
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     from drgrad.cli.main import main
 
