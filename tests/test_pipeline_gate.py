@@ -311,3 +311,36 @@ def test_cli_run_wires_options_and_prints_aucs_and_the_pushed_path(tmp_path, mon
     assert calls["enable_cache"] is False and calls["warm_start"] is False
     assert "--direct_running_mode=multi_processing" in calls["beam_pipeline_args"]
     assert "--direct_num_workers=2" in calls["beam_pipeline_args"]
+
+
+@pytest.mark.parametrize("partition_feature", [None, "uid"])
+def test_a_flat_file_is_hash_split_on_its_partition_feature_only_if_it_has_one(
+        tmp_path, partition_feature):
+    # A set "" is a set oneof member: ExampleGen would look for a feature named "".
+    import yaml
+
+    from drgrad.pipeline.pipeline import create_pipeline, component_ids
+    from drgrad.pipeline.pipeline_config import PipelineConfig
+    from tfx.proto import example_gen_pb2
+    from tfx.utils import proto_utils
+
+    (tmp_path / "logs.csv").write_text("uid,city,click,like\nu1,3,0,1\nu2,4,1,0\n")
+    document = {"name": "flat", "tasks": ["click", "like"],
+                "features": {"categorical": ["uid", "city"], "numeric": [],
+                             "dtypes": {"uid": "string", "city": "int"}},
+                "source": {"format": "csv", "path": "logs.csv"}}
+    if partition_feature:
+        document["partition_feature"] = partition_feature
+    (tmp_path / "flat.yaml").write_text(yaml.safe_dump(document))
+    config = PipelineConfig.from_options(
+        pipeline_name="drgrad-flat", pipeline_root=str(tmp_path / "root"),
+        data_root=str(tmp_path), serving_model_dir=str(tmp_path / "serving" / "flat"),
+        dataset=str(tmp_path / "flat.yaml"), input_patterns={"flat": "logs.csv"},
+        hash_buckets=(8, 1, 1))          # what local_runner makes of a flat file
+    example_gen = component_ids(create_pipeline(config))["CsvExampleGen"]
+    output_config = proto_utils.json_to_proto(example_gen.exec_properties["output_config"],
+                                              example_gen_pb2.Output())
+    split_config = output_config.split_config
+    assert [split.name for split in split_config.splits] == ["train", "eval", "test"]
+    assert split_config.HasField("partition_feature_name") == bool(partition_feature)
+    assert split_config.partition_feature_name == (partition_feature or "")
