@@ -17,12 +17,15 @@ SMALL = ["--dataset", "synthetic", "--rows", "5000", "--epochs", "3", "--batch-s
 
 def test_cli_train_drgrad_learns_and_reloads(tmp_path):
     out = str(tmp_path / "drgrad")
-    assert main(["train", *SMALL, "--out", out, "--positive-weight", "label1=2"]) == 0
+    assert main(["train", *SMALL, "--out", out, "--positive-weight", "label1=2",
+                 "--beta-2", "0.9999", "--no-early-stopping"]) == 0
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
     assert set(metrics["test"]) == set(metrics["val"]) == {"label1", "label2"}
     assert min(metrics["test"].values()) > 0.65, metrics
-    assert 1 <= metrics["epochs"] <= 3 and metrics["seconds"] > 0
+    # No early stopping: every epoch runs and the last one's weights are kept.
+    assert metrics["epochs"] == metrics["best_epoch"] == 3 and metrics["seconds"] > 0
+    assert (metrics["beta_2"], metrics["patience"]) == (0.9999, None)
     assert metrics["skipped_steps"] == 0
     for name in ("model_config.json", "preprocessor", "weights", "checkpoints", "logs"):
         assert os.path.exists(os.path.join(out, name)), name

@@ -44,6 +44,9 @@ def register(subparsers):
     parser.add_argument("--epochs", type=_positive_int, default=15)
     parser.add_argument("--batch-size", type=_positive_int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--beta-2", type=float, default=0.999,
+                        help="Adam's beta_2 (default Keras's 0.999; the DRGrad authors' census "
+                             "code uses 0.9999)")
     parser.add_argument("--embedding-dim", type=_positive_int, default=None,
                         help="embedding width (default: the dataset file's "
                              "transform.embedding_dim, 8)")
@@ -52,7 +55,11 @@ def register(subparsers):
     parser.add_argument("--rows", type=_positive_int, default=None,
                         help="at most N rows per split")
     parser.add_argument("--source", default=None, help="raw data location (dataset specific)")
-    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--patience", type=int, default=2,
+                        help="early-stopping patience in epochs on the validation mean AUC "
+                             "(best weights kept)")
+    parser.add_argument("--no-early-stopping", action="store_true",
+                        help="train every --epochs epoch and keep the last weights")
     parser.add_argument("--parquet", default=None, metavar="FILE",
                         help="train split as a Parquet file of raw columns + labels, streamed "
                              "in chunks (pyarrow)")
@@ -73,7 +80,8 @@ def _train(args):
           preset=args.preset, backbone_args=_key_values(args.backbone_arg, "--backbone-arg"),
           strategy_args=_key_values(args.strategy_arg, "--strategy-arg"), epochs=args.epochs,
           batch_size=args.batch_size, seed=args.seed, rows=args.rows, source=args.source,
-          patience=args.patience, parquet=args.parquet, learning_rate=args.learning_rate,
+          patience=None if args.no_early_stopping else args.patience, parquet=args.parquet,
+          learning_rate=args.learning_rate, beta_2=args.beta_2,
           embedding_dim=args.embedding_dim, data_seed=args.data_seed, log_every=args.log_every,
           verbose=args.verbose, distribute=args.distribute,
           positive_weights=_key_values(args.positive_weight, "--positive-weight") or None)
