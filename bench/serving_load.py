@@ -5,7 +5,9 @@ The measurement of issue 17, done the same way before and after a change, on a q
 * the server (`drgrad serve`, a separate process) is pinned to one core and the load
   generators to another (`taskset`), so they do not steal each other's CPU;
 * REST load comes from `wrk` (Debian package: `apt-get install wrk`), gRPC load from a
-  multi-channel `grpc.aio` client in this process;
+  multi-channel `grpc.aio` client in this process and, closed loop, from `h2load` (Debian
+  `nghttp2-client`), a C HTTP/2 load generator sending the same gRPC-framed `Predict` body
+  (one Python process cannot offer the load the server takes: docs/RELIABILITY.md);
 * closed loop: 64 clients at batch 1, and 32 clients at batch 256 (req/s, rows/s, p50/p99,
   errors);
 * open loop (overload): requests arrive at a fixed rate, 4x the req/s the server sustained
@@ -36,9 +38,10 @@ MODEL = "drgrad"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _require_wrk():
-    if shutil.which("wrk") is None:
-        raise SystemExit("serving_load needs wrk for the REST load: apt-get install wrk")
+def _require_load_generators():
+    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"serving_load needs {tool}: apt-get install {package}")
 
 
 def _predict_body(batch):
@@ -182,6 +185,61 @@ async def grpc_closed_loop(port, clients, batch, seconds, channels=8):
             "errors": errors}
 
 
+def grpc_frame(message):
+    """A gRPC length-prefixed message (not compressed): the body of an HTTP/2 gRPC request."""
+    payload = message.SerializeToString()
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def parse_h2load(output, log_path):
+    """req/s, request counts and data bytes from `h2load` output; p50/p99 (ms) from its
+    per-request log (start µs, HTTP status, µs to the end of the response)."""
+    result = {"req_per_s": float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output)
+                                 .group(1))}
+    done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored, (\d+) timeout", output)
+    result.update(zip(("requests", "started", "done", "succeeded", "failed", "errored",
+                       "timeout"), map(int, done.groups())))
+    result["data_bytes"] = int(re.search(r"\((\d+)\) data", output).group(1))
+    with open(log_path) as f:
+        latencies = [int(line.split("\t")[2]) / 1e6 for line in f if line.strip()]
+    result.update(serving_latency.percentiles(latencies or [0.0]))
+    return result
+
+
+def grpc_closed_loop_h2load(port, core, clients, batch, seconds, workdir, connections=8):
+    """Closed loop of `clients` concurrent gRPC Predict calls from `h2load` (C, HTTP/2):
+    `connections` connections × clients / connections streams each. h2load sees HTTP
+    statuses only (gRPC's status is in the trailers), so one call through grpc first checks
+    the body is answered OK, and the answers are counted from the DATA bytes: a refused call
+    (trailers only) carries none."""
+    import grpc  # pylint: disable=g-import-not-at-top
+    from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+
+    request = _grpc_request(batch)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=60)
+    body_path = os.path.join(workdir, f"grpc{batch}.bin")
+    with open(body_path, "wb") as f:
+        f.write(grpc_frame(request))
+    log_path = os.path.join(workdir, f"h2load-c{clients}-b{batch}.log")
+    streams = max(1, clients // connections)
+    run = subprocess.run(
+        ["taskset", "-c", str(core), "h2load", "-t1", f"-c{connections}", f"-m{streams}",
+         f"-D{seconds}", "-H", "content-type: application/grpc", "-H", "te: trailers",
+         "-d", body_path, f"--log-file={log_path}",
+         f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict"],
+        capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"h2load failed ({run.returncode}): {run.stderr.strip()[:500]}")
+    result = parse_h2load(run.stdout, log_path)
+    answered = result["data_bytes"] // len(grpc_frame(response))
+    result.update(answered_ok=answered, rows_per_s=result["req_per_s"] * batch,
+                  clients=connections * streams)
+    return result
+
+
 # "client_limit": not sent, the generator ran out of connections (offered load not reached).
 _OUTCOMES = ("ok", "refused", "error", "client_limit")
 
@@ -290,7 +348,7 @@ def main(argv=None):
                         help="extra `drgrad serve` flag, e.g. --server-flag=--no-batching")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
-    _require_wrk()
+    _require_load_generators()
     seconds = 1 if args.smoke else args.duration
     if seconds < 1:
         raise SystemExit("--duration must be at least 1 second")
@@ -314,6 +372,8 @@ def main(argv=None):
                 ports["rest_port"], args.load_core, clients, batch, seconds, workdir)
             closed[f"grpc/c{clients}/b{batch}"] = asyncio.run(
                 grpc_closed_loop(ports["grpc_port"], clients, batch, seconds))
+            closed[f"grpc-h2load/c{clients}/b{batch}"] = grpc_closed_loop_h2load(
+                ports["grpc_port"], args.load_core, clients, batch, seconds, workdir)
         report["closed_loop"] = closed
         overload = {}
         for scheme, run in (("rest", rest_open_loop), ("grpc", grpc_open_loop)):
