@@ -188,11 +188,16 @@ def run_gauc(run_dir, test_frame, user_column):
     return values
 
 
+def _row_head(cell, seed, cos, run_dir, status, error):
+    """The columns every results row starts with, finished or not."""
+    return {"cell": cell.name, "seed": seed, "cos": cos, "status": status, "role": cell.role,
+            "flip_labels": label_noise.flip_text(cell.flip_labels),
+            "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
+            cell.single_task, "run_dir": run_dir, "error": error}
+
+
 def _row_from_metrics(cell, seed, cos, run_dir, metrics, tasks, gaucs=None):
-    row = {"cell": cell.name, "seed": seed, "cos": cos, "status": "ok", "role": cell.role,
-           "flip_labels": label_noise.flip_text(cell.flip_labels),
-           "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
-           cell.single_task, "run_dir": run_dir, "error": ""}
+    row = _row_head(cell, seed, cos, run_dir, "ok", "")
     backbone, strategy, strategy_args = cell.resolved()
     row.update(backbone=backbone, strategy=strategy,
                strategy_args=json.dumps(metrics.get("strategy_args", strategy_args),
@@ -239,10 +244,7 @@ def router_dynamics(stats):
 
 
 def _failed_row(cell, seed, cos, run_dir, status, error, tasks):
-    row = {"cell": cell.name, "seed": seed, "cos": cos, "status": status, "role": cell.role,
-           "flip_labels": label_noise.flip_text(cell.flip_labels),
-           "paper": cell.paper or "", "single_task": "" if cell.single_task is None else
-           cell.single_task, "run_dir": run_dir, "error": error}
+    row = _row_head(cell, seed, cos, run_dir, status, error)
     backbone, strategy, strategy_args = cell.resolved()
     row.update(backbone=backbone, strategy=strategy,
                strategy_args=json.dumps(strategy_args, sort_keys=True),

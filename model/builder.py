@@ -9,7 +9,7 @@ from drgrad.model.multitask_model import MultiTaskModel
 
 def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
                 backbone_args=None, strategy_args=None, task_weights=None, learning_rate=1e-3,
-                seed=None, compile_model=True, positive_weights=None):
+                seed=None, compile_model=True, positive_weights=None, beta_2=0.999):
     """Builds (and by default compiles, with Adam) a `MultiTaskModel`.
 
     Args:
@@ -22,6 +22,7 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
       task_weights: ``{task: α}``, default 1.0 each.
       positive_weights: ``{task: p}``: positives of that task weigh p in its loss (default 1).
       learning_rate: Adam learning rate, > 0.
+      beta_2: Adam's β2 (Keras's default 0.999; the DRGrad authors' census code: 0.9999).
       seed: if set, `tf.keras.utils.set_random_seed(seed)` before creating the weights.
       compile_model: False returns the model uncompiled (used when loading).
     """
@@ -39,7 +40,8 @@ def build_model(feature_config, tasks, backbone="split_mmoe", strategy="drgrad",
                          positive_weights=positive_weights)
     model = MultiTaskModel.from_model_config(config)
     if compile_model:
-        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate))
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate,
+                                                         beta_2=beta_2))
     return model
 
 

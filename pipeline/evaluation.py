@@ -28,7 +28,7 @@ def check_metrics(metrics: Sequence[str]) -> tuple:
     """``metrics`` as a tuple, AUC first; ValueError on an unknown or repeated name."""
     if isinstance(metrics, str):
         raise ValueError(f"metrics must be a sequence of names, got {metrics!r}")
-    known = ("AUC",) + tuple(m for m in DEFAULT_METRICS + OPTIONAL_METRICS if m != "AUC")
+    known = DEFAULT_METRICS + OPTIONAL_METRICS
     unknown = [m for m in metrics if m not in known]
     if unknown or len(set(metrics)) != len(metrics):
         raise ValueError(f"metrics must be distinct names of {list(known)}, got {list(metrics)}")

@@ -203,10 +203,7 @@ def train(dataset, out_dir, backbone=None, strategy=None, preset=None, backbone_
         model = build_model(feature_config, spec.tasks, backbone=backbone, strategy=strategy,
                             backbone_args=backbone_args, strategy_args=strategy_args,
                             task_weights=task_weights, learning_rate=learning_rate, seed=seed,
-                            positive_weights=positive_weights, compile_model=False)
-        # build_model's Adam has Keras's default β2; this one takes ``beta_2``.
-        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate,
-                                                         beta_2=beta_2))
+                            positive_weights=positive_weights, beta_2=beta_2)
     chief_out_dir = out_dir
     if not distribution.is_chief(distributed):
         out_dir = tempfile.mkdtemp(prefix="drgrad-worker-")
