@@ -327,7 +327,8 @@ class PipelineConfig(_Frozen):
             self.spec, bucketize=self.transform.bucketize,
             num_oov_buckets=self.transform.num_oov_buckets,
             vocab_top_k=self.transform.vocab_top_k,
-            vocab_frequency_threshold=self.transform.vocab_frequency_threshold)
+            vocab_frequency_threshold=self.transform.vocab_frequency_threshold,
+            cacheable_vocabularies=self.transform.analyzer_cache is not None)
 
     @functools.cached_property
     def eval_config(self):

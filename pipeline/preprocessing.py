@@ -4,7 +4,8 @@ Transformed features keep their **raw column names** (docs/ARCHITECTURE.md §2),
 never knows whether its inputs came from TFX Transform or from the standalone
 `data.preprocessing.FeaturePreprocessor`:
 
-* categorical column -> `int64` vocabulary id `[B]` (`tft.compute_and_apply_vocabulary`, ids by
+* categorical column -> `int64` vocabulary id `[B]` (`vocabularies.compute_vocabularies`: every
+  column's vocabulary in one Beam pass, files as `tft.vocabulary` writes them; ids by
   descending frequency, `num_oov_buckets` extra ids for unseen values; integer codes are turned
   into strings first so `7` and `"7"` share one vocabulary);
 * numeric column -> `float32` z-score `[B]` (`log1p` first for `log_numeric`, as in the MMoE
@@ -26,6 +27,7 @@ The Transform component binds `custom_config` (a JSON-able dict made by `transfo
 from typing import Any, Dict, Mapping, Optional
 
 from drgrad.pipeline import configs
+from drgrad.pipeline.vocabularies import compute_vocabularies
 
 VOCAB_PREFIX = "vocab_"
 _CONFIG_KEYS = ("tasks", "categorical", "numeric", "log_numeric", "bucketize",
@@ -40,7 +42,8 @@ def vocabulary_name(column: str) -> str:
 def transform_config(spec, bucketize: Optional[Mapping[str, int]] = None,
                      num_oov_buckets: int = configs.DEFAULT_NUM_OOV_BUCKETS,
                      vocab_top_k: Optional[int] = None,
-                     vocab_frequency_threshold: int = 0) -> Dict[str, Any]:
+                     vocab_frequency_threshold: int = 0,
+                     cacheable_vocabularies: bool = False) -> Dict[str, Any]:
     """Builds the Transform `custom_config` for a `data.specs.DatasetSpec`.
 
     Args:
@@ -50,6 +53,8 @@ def transform_config(spec, bucketize: Optional[Mapping[str, int]] = None,
       num_oov_buckets: ids reserved for values absent from a vocabulary (>= 1).
       vocab_top_k: keep only the most frequent values per vocabulary (None = all).
       vocab_frequency_threshold: drop values seen fewer times than this (>= 0).
+      cacheable_vocabularies: one cacheable analyzer per column (for a Transform with an
+        analyzer cache) instead of one pass for all (`vocabularies.compute_vocabularies`).
 
     Returns:
       A JSON-serializable dict understood by `preprocessing_fn` and `feature_config`.
@@ -77,6 +82,7 @@ def transform_config(spec, bucketize: Optional[Mapping[str, int]] = None,
         "num_oov_buckets": num_oov_buckets,
         "vocab_top_k": vocab_top_k,
         "vocab_frequency_threshold": vocab_frequency_threshold,
+        "cacheable_vocabularies": bool(cacheable_vocabularies),
     }
 
 
@@ -114,23 +120,30 @@ def _present(tensor):
     return counts > 0
 
 
-def _categorical_ids(raw, column, config):
-    """Vocabulary ids `[B]` of one categorical column; a null row gets the first OOV id."""
+def _categorical_text(raw):
+    """A categorical column as strings (dense `[B]` or sparse): integer codes become strings
+    so `7` and `"7"` share one vocabulary."""
+    import tensorflow as tf
+
+    as_text = tf.strings.as_string if raw.dtype != tf.string else tf.identity
+    if isinstance(raw, tf.SparseTensor):
+        return tf.sparse.map_values(as_text, raw)
+    return as_text(_dense_1d(raw, 0 if raw.dtype != tf.string else b""))
+
+
+def _categorical_ids(text, vocabulary, config):
+    """Vocabulary ids `[B]` of one categorical column (`vocabulary`: its file's path tensor);
+    a null row gets the first OOV id."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    as_text = tf.strings.as_string if raw.dtype != tf.string else tf.identity
-    options = dict(top_k=config["vocab_top_k"],
-                   frequency_threshold=config["vocab_frequency_threshold"] or None,
-                   vocab_filename=vocabulary_name(column))
-    if not isinstance(raw, tf.SparseTensor):
-        return tft.compute_and_apply_vocabulary(
-            as_text(_dense_1d(raw, 0 if raw.dtype != tf.string else b"")),
-            num_oov_buckets=config["num_oov_buckets"], **options)
-    text = tf.sparse.map_values(as_text, raw)
-    vocabulary = tft.vocabulary(text, **options)
-    ids = tft.apply_vocabulary(text, vocabulary, num_oov_buckets=config["num_oov_buckets"])
-    null_id = tft.experimental.get_vocabulary_size_by_name(vocabulary_name(column))
+    oov = config["num_oov_buckets"]
+    ids = tft.apply_vocabulary(text, deferred_vocab_filename_tensor=vocabulary,
+                               num_oov_buckets=oov)
+    if not isinstance(text, tf.SparseTensor):
+        return ids
+    # The table's size is the vocabulary's plus the OOV buckets: the first OOV id is nulls'.
+    null_id = tft.get_num_buckets_for_transformed_feature(ids) - oov
     return _dense_1d(ids, tf.cast(null_id, tf.int64))
 
 
@@ -192,8 +205,14 @@ def preprocessing_fn(inputs, custom_config):
                if c not in inputs]
     if missing:
         raise ValueError(f"raw examples lack columns {missing} (schema/dataset mismatch)")
-    outputs = {column: _categorical_ids(inputs[column], column, config)
-               for column in config["categorical"]}
+    texts = {column: _categorical_text(inputs[column]) for column in config["categorical"]}
+    # All vocabularies in one analyzer: one Beam pass instead of one chain per column.
+    vocabularies = compute_vocabularies(
+        texts, {column: vocabulary_name(column) for column in texts}, top_k=config["vocab_top_k"],
+        frequency_threshold=config["vocab_frequency_threshold"],
+        cacheable=config.get("cacheable_vocabularies", False))
+    outputs = {column: _categorical_ids(text, vocabularies[column], config)
+               for column, text in texts.items()}
     log_numeric = set(config["log_numeric"])
     for column in config["numeric"]:
         outputs[column] = _numeric_feature(inputs[column], column in log_numeric,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from drgrad.cli.main import main
+from drgrad.pipeline import configs
 
 ROWS = 300
 
@@ -39,11 +40,27 @@ def run_calls(tmp_path, monkeypatch):
 
 
 def test_direct_runner_is_the_default_and_takes_workers(run_calls):
+    no_image = f"--sdk_container_image={configs.DIRECT_RUNNER_NO_IMAGE}"
     assert run_calls() == (0, ["--runner=DirectRunner", "--direct_running_mode=in_memory",
-                               "--direct_num_workers=1"])
+                               "--direct_num_workers=1", no_image])
     assert run_calls("--runner", "direct", "--beam-workers", "2")[1] == [
         "--runner=DirectRunner", "--direct_running_mode=multi_processing",
-        "--direct_num_workers=2"]
+        "--direct_num_workers=2", no_image]
+
+
+def test_tfx_builds_no_throwaway_sdist_for_the_direct_runner(monkeypatch):
+    from tfx.utils import dependency_utils
+
+    def build_ephemeral_package():
+        raise AssertionError("TFX built an ephemeral package for the DirectRunner")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
+    for workers in (1, 2):
+        args = configs.direct_beam_args_by_workers(workers)
+        assert dependency_utils.make_beam_dependency_flags(args) == args
+    # Without the flag TFX would build one (what the test above guards against).
+    with pytest.raises(AssertionError, match="ephemeral"):
+        dependency_utils.make_beam_dependency_flags(["--runner=DirectRunner"])
 
 
 def test_dataflow_takes_project_region_and_temp_location(run_calls):

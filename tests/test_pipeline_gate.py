@@ -139,7 +139,8 @@ def test_curated_schema_types_labels_and_environments():
 
 def test_beam_args_per_runner():
     assert configs.beam_pipeline_args() == [
-        "--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        "--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1",
+        f"--sdk_container_image={configs.DIRECT_RUNNER_NO_IMAGE}"]
     assert configs.direct_beam_args_by_workers(2)[1] == "--direct_running_mode=multi_processing"
     dataflow = configs.beam_pipeline_args("dataflow", project="p", region="r",
                                           temp_location="gs://b/tmp")
