@@ -12,6 +12,7 @@ Everything one run writes lives under one directory (`RunPaths`):
 so a second run with the same root reuses the metadata (caching, the blessed baseline) and adds a
 version only when the Evaluator blesses the new model.
 """
+import contextlib
 import dataclasses
 import os
 from typing import Any, Dict, Optional, Tuple
@@ -134,8 +135,30 @@ def run(data_root: str, root: str, dataset: str, **options) -> RunPaths:
     from tfx import v1 as tfx
 
     pipeline, paths = build(data_root, root, dataset, **options)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with unweighed_side_inputs():
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     return paths
+
+
+@contextlib.contextmanager
+def unweighed_side_inputs():
+    """Turns off the cross-bundle side-input cache of Beam's in-process (in_memory) worker.
+
+    That cache weighs every side input it stores with `objsize`, which walks the globals of
+    every loaded module (about 10,000 with TensorFlow and TFX: 2.4 ms per weighing, measured),
+    and TFT, TFMA and the file sinks read a side input in every bundle: 16 % of the census
+    Transform and 5 % of the Evaluator in a py-spy profile (docs/SCALING.md). The side inputs
+    here are small, so reading them again per bundle costs less than weighing them. The
+    embedded worker's cache size is a module constant of Beam 2.67, hence the scoped override.
+    """
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    saved = worker_handlers.STATE_CACHE_SIZE_MB
+    worker_handlers.STATE_CACHE_SIZE_MB = 0
+    try:
+        yield
+    finally:
+        worker_handlers.STATE_CACHE_SIZE_MB = saved
 
 
 def latest_outputs(paths: RunPaths) -> Dict[str, Any]:

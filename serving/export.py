@@ -107,7 +107,14 @@ class _ServingModule(tf.Module):
 
     def __init__(self, model, transform, raw_feature_spec, tasks, label_feature_spec):
         super().__init__(name="drgrad_serving")
-        self.model = model
+        # The model's variables are saved, not the Keras model object: a server needs the
+        # signatures only, and a tracked Keras model makes `tf.saved_model.save` also trace
+        # every layer's call for Keras's own reloading (docs/SCALING.md). A bound method is not
+        # tracked.
+        self.model_variables = list(model.variables)
+        self._call_model = model.__call__
+        # One trace of the model for every signature (each would otherwise trace it again).
+        self._model_outputs = tf.function(self._model_outputs_eager)
         if isinstance(transform, tf.Module):
             self.transform_layer = transform   # tracked: TFT vocabularies etc. travel
         self._transform = transform
@@ -136,8 +143,11 @@ class _ServingModule(tf.Module):
             return _present_in_every_row(value)  # predict_raw: every request row has it
         return value
 
+    def _model_outputs_eager(self, transformed):
+        return self._call_model(transformed, training=False)
+
     def predict(self, raw):
-        outputs = self.model(self.transformed(raw), training=False)
+        outputs = self._model_outputs(dict(self.transformed(raw)))
         if not isinstance(outputs, dict) or set(outputs) != set(self._tasks):
             got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
             raise ValueError(f"the model must return {{task: probability}} for tasks "

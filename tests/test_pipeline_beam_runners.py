@@ -193,3 +193,36 @@ def test_multi_processing_transform_equals_in_memory(data_runs, split):
                                            err_msg=name)
             else:
                 assert other[name] == values, name
+
+
+def test_in_memory_side_inputs_are_not_weighed_during_a_local_run(monkeypatch):
+    """Beam's embedded worker weighs each cached side input with objsize (slow with TF loaded);
+    `local_runner.unweighed_side_inputs` turns that cache off for the run, and only for it."""
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+    from apache_beam.runners.worker import statecache
+
+    from drgrad.pipeline import local_runner
+
+    weighed = []
+    real_get_deep_size = statecache.get_deep_size
+    monkeypatch.setattr(statecache, "get_deep_size",
+                        lambda *objs: weighed.append(objs) or real_get_deep_size(*objs))
+
+    from apache_beam.testing.util import assert_that, equal_to
+
+    def run_with_a_side_input():
+        with beam.Pipeline(argv=["--runner=DirectRunner",
+                                 "--direct_running_mode=in_memory"]) as p:
+            offset = p | "Offset" >> beam.Create([10])
+            shifted = (p | beam.Create(list(range(20))) | beam.Reshuffle()
+                       | beam.Map(lambda x, s: x + s, beam.pvalue.AsSingleton(offset)))
+            assert_that(shifted, equal_to(list(range(10, 30))))
+
+    size = worker_handlers.STATE_CACHE_SIZE_MB
+    run_with_a_side_input()
+    assert weighed    # Beam's default weighs the cached side input
+    weighed.clear()
+    with local_runner.unweighed_side_inputs():
+        run_with_a_side_input()
+    assert weighed == [] and worker_handlers.STATE_CACHE_SIZE_MB == size

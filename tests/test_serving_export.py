@@ -218,7 +218,7 @@ def test_exported_graph_is_inference_only(exported):
     assert {"MatMul", "ReadVariableOp", "ParseExampleV2"} <= op_types
     # mu is captured as a variable and only read (ReadVariableOp), never assigned.
     loaded = tf.saved_model.load(exported[0])
-    names = [v.name for v in loaded.model.variables]
+    names = [v.name for v in loaded.model_variables]
     assert any("mu_logit" in n for n in names)
 
 
