@@ -8,7 +8,7 @@ input, ...).
 Hardening: a request that does not parse as its proto is INVALID_ARGUMENT (not UNKNOWN); a
 Predict tensor whose dtype differs from the signature's is refused, never cast; its element
 count is computed from the declared shape and checked against `max_tensor_elements` (and dim 0
-against `max_batch_rows`) before `make_ndarray` allocates anything; conversion runs on the
+against `max_batch_rows`) before it is decoded (`tensor_codec`); conversion runs on the
 parse pool (on the event loop for at most `service.SMALL_WORK` declared elements);
 PredictionService calls pass admission control (RESOURCE_EXHAUSTED with a `retry-after`
 trailer past the in-flight bound or the longest predicted wait).
@@ -19,7 +19,6 @@ import math
 from google.protobuf import message as message_lib
 from google.protobuf import symbol_database
 import grpc
-import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -34,6 +33,7 @@ from tensorflow_serving.apis import regression_pb2
 
 from drgrad.serving.server import servable as servable_lib
 from drgrad.serving.server import service
+from drgrad.serving.server import tensor_codec
 from drgrad.serving.server.errors import ServingError, invalid_argument
 
 _log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _tensor_to_array(key, tensor, dtype, limits):
     """A Predict input TensorProto as an ndarray of exactly the signature's dtype.
 
     The declared shape is checked first (known rank, no negative dims, element count and
-    rows within the limits): `make_ndarray` would otherwise expand a 30-byte proto of shape
+    rows within the limits): decoding would otherwise expand a 30-byte proto of shape
     [20000000] with one value into 160 MB.
     """
     if tensor.dtype != dtype.as_datatype_enum:
@@ -86,7 +86,7 @@ def _tensor_to_array(key, tensor, dtype, limits):
         raise invalid_argument(f"input {key} has {dims[0]} rows, more than the limit of "
                                f"{limits.max_batch_rows}")
     try:
-        return tf.make_ndarray(tensor)
+        return tensor_codec.to_ndarray(tensor)
     except (TypeError, ValueError) as error:
         raise invalid_argument(f"input {key}: malformed TensorProto: {error}") from None
 
@@ -169,7 +169,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, name, number, key)
         for output_key, value in outputs.items():
-            response.outputs[output_key].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[output_key].CopyFrom(tensor_codec.to_tensor_proto(value))
         return response
 
     @_admitted
