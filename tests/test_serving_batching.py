@@ -117,3 +117,34 @@ def test_batching_parameters_reject_bad_values(kwargs):
 def test_batching_parameters_reject_garbage():
     with pytest.raises(ValueError, match="cannot parse"):
         BatchingParameters.from_text("max_batch_size = {{ 12")
+
+
+@pytest.mark.parametrize("threads, cores, expected", [(2, 1, 1), (2, 2, 2), (8, 4, 4),
+                                                      (1, 16, 1)])
+def test_batch_threads_are_capped_at_the_usable_cores(threads, cores, expected):
+    from drgrad.serving.server.app import cap_batch_threads
+
+    params = BatchingParameters(num_batch_threads=threads, max_batch_size=32)
+    capped = cap_batch_threads(params, cores)
+    assert capped.num_batch_threads == expected
+    assert capped.max_batch_size == 32          # nothing else changes
+    assert cap_batch_threads(None, 1) is None   # batching off stays off
+
+
+def test_server_caps_batch_threads_and_freezes_what_it_loaded():
+    import gc
+
+    import serving_fixtures as fx
+    from drgrad.serving.export import write_model_version
+    from drgrad.serving.server.app import usable_cores
+
+    base = fx.new_base_dir()
+    write_model_version(base, "hp2", fx.half_plus_two_export(), version=1)
+    params = BatchingParameters(num_batch_threads=usable_cores() + 3)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with fx.running_server(base, model_name="hp2", batching=params) as server:
+        assert server.batcher._params.num_batch_threads == usable_cores()  # pylint: disable=protected-access
+        # The loaded model and TensorFlow are out of the collector's sight.
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()

@@ -10,6 +10,8 @@ a thread pool (TensorFlow releases the GIL while computing), so the loop stays r
 """
 import asyncio
 import concurrent.futures
+import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -62,6 +64,30 @@ def resolve_server_config(model_base, model_name=None):
     return config
 
 
+def usable_cores():
+    """CPUs this process may run on (its affinity mask: 1 under `taskset -c 0`)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # no affinity API on this platform
+        return os.cpu_count() or 1
+
+
+def cap_batch_threads(batching, cores):
+    """`batching` with at most `cores` batch threads (None stays None).
+
+    A batch closes as soon as a batch thread is free, so batch threads beyond the cores the
+    process may use add no compute, only smaller batches: on one core two threads each run
+    half-empty batches, and a batch-1 call costs about what a batch-16 call costs. Measured on
+    one pinned core, h2load 64 clients batch 1: 886 req/s with 2 threads, 1,047 with 1
+    (docs/RELIABILITY.md, fourth run).
+    """
+    if batching is None or batching.num_batch_threads <= cores:
+        return batching
+    _log.info("batching: %d batch threads capped at the %d usable core(s)",
+              batching.num_batch_threads, cores)
+    return dataclasses.replace(batching, num_batch_threads=cores)
+
+
 def _bind(host, port):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -104,14 +130,15 @@ class ModelServer:
         self.rest_port = rest_port
         self.grpc_port = grpc_port
         self._poll_seconds = poll_seconds
-        self._batching = batching
-        threads = num_threads or max(4, (batching.num_batch_threads if batching else 0) + 2)
+        self._batching = cap_batch_threads(batching, usable_cores())
+        threads = num_threads or max(4, (self._batching.num_batch_threads if batching else 0) + 2)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads,
                                                                thread_name_prefix="serving")
         self.limits = limits or model_config_lib.ServerLimits()
         self._parse_executor = concurrent.futures.ThreadPoolExecutor(
             self.limits.parse_threads, thread_name_prefix="serving-parse")
-        self.manager = manager_lib.ModelManager(config, allowed_roots=allowed_roots)
+        self.manager = manager_lib.ModelManager(config, allowed_roots=allowed_roots,
+                                                on_unload=self._collect_unloaded)
         self.core = None
         self._loop = None
         self._thread = None
@@ -122,7 +149,8 @@ class ModelServer:
     @classmethod
     def from_model_base(cls, model_base, model_name=None, batching="auto", **kwargs):
         """Builds a server for a base directory; `batching="auto"` reads
-        `batching_parameters.txt` there if present, else uses the defaults."""
+        `batching_parameters.txt` there if present, else uses the defaults
+        (the batch threads capped by `cap_batch_threads`)."""
         config = resolve_server_config(model_base, model_name)
         kwargs.setdefault("allowed_roots", [model_base] + [
             m.base_path for m in config.model_config_list.config])
@@ -137,6 +165,10 @@ class ModelServer:
         if self._thread is not None:
             raise RuntimeError("server already started")
         self.manager.start(self._poll_seconds)
+        # Everything loaded so far (TensorFlow, the models: about a million objects) lives
+        # as long as the server; out of the collector's sight, a full collection no longer
+        # walks it, which stalled every request for tens of ms (docs/RELIABILITY.md).
+        gc.freeze()
         sockets = {}
         if self.rest_port is not None:
             sockets["rest"] = _bind(self.host, int(self.rest_port))
@@ -152,6 +184,21 @@ class ModelServer:
         _log.info("serving %s: REST %s:%s gRPC %s:%s", self.manager.model_names(), self.host,
                   self.rest_port, self.host, self.grpc_port)
         return self
+
+    def _collect_unloaded(self, servable):
+        """Once a version is unloaded: frozen objects are never collected, so the version's
+        reference cycles (frozen at start with everything else) would leak. One full
+        collection, off the caller's thread (it may be the event loop), then freeze again."""
+        del servable    # the collection runs once the caller has dropped it too
+
+        def refreeze():
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        try:
+            self._executor.submit(refreeze)
+        except RuntimeError:        # stopping: the pool no longer takes work
+            pass
 
     def _run(self, sockets):
         self._loop = asyncio.new_event_loop()
