@@ -23,6 +23,7 @@ A benchmark, not a test: the figures depend on the machine and on what else runs
 """
 import argparse
 import asyncio
+import collections
 import json
 import os
 import re
@@ -275,21 +276,32 @@ async def _open_loop(rate, seconds, send):
 
 
 async def grpc_open_loop(port, rate, seconds, channels=8):
+    """Open-loop gRPC Predict calls; the summary's `codes` counts every call's final status
+    (OK, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ...) and `retry_after` the refusals that
+    carried the server's `retry-after` trailer."""
     import grpc  # pylint: disable=g-import-not-at-top
 
     request = _grpc_request(1)
     opened, stubs = _channels(port, channels)
     counter = iter(range(1 << 62))
+    codes, hinted = collections.Counter(), [0]
 
     async def send():
         try:
             await stubs[next(counter) % len(stubs)].Predict(request, timeout=30)
+            codes["OK"] += 1
             return "ok"
         except grpc.aio.AioRpcError as error:
-            return "refused" if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else "error"
+            codes[error.code().name] += 1
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                return "error"
+            hinted[0] += any(k == "retry-after" for k, _ in error.trailing_metadata() or ())
+            return "refused"
 
     try:
-        return await _open_loop(rate, seconds, send)
+        summary = await _open_loop(rate, seconds, send)
+        summary.update(codes=dict(codes), retry_after=hinted[0])
+        return summary
     finally:
         for channel in opened:
             await channel.close()
@@ -298,6 +310,7 @@ async def grpc_open_loop(port, rate, seconds, channels=8):
 async def rest_open_loop(port, rate, seconds, max_connections=512):
     """Open-loop HTTP/1.1 keep-alive client (wrk cannot hold an arrival rate)."""
     body = _predict_body(1).encode()
+    statuses, hinted = collections.Counter(), [0]
     head = (f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     idle, opened = [], [0]
@@ -320,17 +333,22 @@ async def rest_open_loop(port, rate, seconds, max_connections=512):
                     break
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
+                hinted[0] += line.lower().startswith(b"retry-after:")
             await reader.readexactly(length)
             idle.append((reader, writer))
             status = int(status_line.split()[1])
-        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError) as error:
+            statuses[type(error).__name__] += 1
             opened[0] -= 1
             writer.close()
             return "error"
+        statuses[str(status)] += 1
         return "ok" if status == 200 else "refused" if status == 429 else "error"
 
     try:
-        return await _open_loop(rate, seconds, send)
+        summary = await _open_loop(rate, seconds, send)
+        summary.update(codes=dict(statuses), retry_after=hinted[0])
+        return summary
     finally:
         for _, writer in idle:
             writer.close()

@@ -261,6 +261,17 @@ def _assert_grpc_refused(port):
         channel.close()
 
 
+def _raw_grpc_predict_code(port, payload):
+    """The status code of a Predict call carrying `payload` as its raw request bytes."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+        try:
+            call(payload, timeout=10)
+        except grpc.RpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+
 def test_overload_is_refused_fast_with_retry_after(stall):
     """Past `max_inflight_requests` the excess gets 429 + Retry-After at once; the admitted
     requests all succeed."""
@@ -320,6 +331,10 @@ def test_predicted_wait_past_the_bound_is_refused_at_arrival(stall):
             assert status == 429 and "more than 50 ms" in body["error"], body
             assert headers["Retry-After"] == str(limits.retry_after_seconds)
             assert "more than 50 ms" in _assert_grpc_refused(running.grpc_port)
+            # Refused before parsing: bytes that are no PredictRequest get RESOURCE_EXHAUSTED,
+            # not the INVALID_ARGUMENT a parse would give.
+            assert _raw_grpc_predict_code(running.grpc_port, b"\xff\xff\xff\xff\x0f garbage") \
+                == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert running.core.inflight == 2
         finally:
             release.set()

@@ -5,7 +5,8 @@ request and response types are exactly TF Serving's. Failures abort the RPC with
 code TF Serving would return (NOT_FOUND for an unknown servable, INVALID_ARGUMENT for bad
 input, ...).
 
-Hardening: a request that does not parse as its proto is INVALID_ARGUMENT (not UNKNOWN); a
+Hardening: a request is parsed only once admitted, and one that does not parse as its proto
+is INVALID_ARGUMENT (not UNKNOWN); a
 Predict tensor whose dtype differs from the signature's is refused, never cast; its element
 count is computed from the declared shape and checked against `max_tensor_elements` (and dim 0
 against `max_batch_rows`) before it is decoded (`tensor_codec`); conversion runs on the
@@ -39,20 +40,13 @@ from drgrad.serving.server.errors import ServingError, invalid_argument
 _log = logging.getLogger(__name__)
 
 
-class _Malformed:
-    """What the request deserializer yields for bytes that are not the request proto."""
-
-    def __init__(self, error):
-        self.error = error
-
-
-def _safe_deserializer(message_class):
-    def deserialize(data):
-        try:
-            return message_class.FromString(data)
-        except (message_lib.DecodeError, ValueError, RuntimeError) as error:
-            return _Malformed(error)
-    return deserialize
+def _parse(request_class, data):
+    """The request proto from the call's raw bytes; INVALID_ARGUMENT (not UNKNOWN) for bytes
+    that are not one."""
+    try:
+        return request_class.FromString(data)
+    except (message_lib.DecodeError, ValueError, RuntimeError) as error:
+        raise invalid_argument(f"Cannot parse the request: {error}") from None
 
 
 def _dtype_label(enum):
@@ -107,17 +101,18 @@ def _fill_spec(spec, name, version, signature_name):
 def _guard(method, admit=False):
     """Turns ServingError into the matching gRPC status; anything else into INTERNAL.
 
-    A request that failed to deserialize is INVALID_ARGUMENT; with `admit`, the call passes
-    the core's admission control first.
+    The call arrives as raw bytes (see `_method_handlers`) and is parsed here: with `admit`,
+    after the core's admission control, so a refused call under overload costs no parsing
+    (RESOURCE_EXHAUSTED at arrival, with a `retry-after` trailer). Bytes that are not the
+    request proto are INVALID_ARGUMENT.
     """
-    async def wrapper(self, request, context):
+    async def wrapper(self, data, context):
         try:
-            if isinstance(request, _Malformed):
-                raise invalid_argument(f"Cannot parse the request: {request.error}")
+            request_class = _REQUEST_CLASSES[method.__name__]
             if not admit:
-                return await method(self, request, context)
+                return await method(self, _parse(request_class, data), context)
             with self.core.admit():
-                return await method(self, request, context)
+                return await method(self, _parse(request_class, data), context)
         except ServingError as error:
             if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 context.set_trailing_metadata(
@@ -272,15 +267,25 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+def _request_classes(*services):
+    """{method name: request message class} of the served services' methods."""
+    return {method.name: symbol_database.Default().GetSymbol(method.input_type.full_name)
+            for file_descriptor, service_name in services
+            for method in file_descriptor.services_by_name[service_name].methods}
+
+
+_REQUEST_CLASSES = _request_classes((prediction_service_pb2.DESCRIPTOR, "PredictionService"),
+                                    (model_service_pb2.DESCRIPTOR, "ModelService"))
+
+
 def _method_handlers(service_name, file_descriptor, servicer):
-    """Unary handlers for every method of a service, with deserializers that never raise."""
+    """Unary handlers for every method of a service. No request deserializer: the handler
+    gets the raw bytes and parses them itself once admitted (`_guard`)."""
     handlers = {}
     for method in file_descriptor.services_by_name[service_name].methods:
-        request_class = symbol_database.Default().GetSymbol(method.input_type.full_name)
         response_class = symbol_database.Default().GetSymbol(method.output_type.full_name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
-            request_deserializer=_safe_deserializer(request_class),
             response_serializer=response_class.SerializeToString)
     return grpc.method_handlers_generic_handler(
         f"{file_descriptor.package}.{service_name}", handlers)
