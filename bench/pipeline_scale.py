@@ -163,7 +163,7 @@ def _stage(key, label, seconds, sampler, rows, code=0):
 
 
 def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, interval=0.2,
-                on_stage=None, dataset=None):
+                on_stage=None, dataset=None, materialize=True):
     """Simulates one day of ``rows`` rows under ``out`` (or, given ``dataset``, a built-in
     name or dataset file, takes its rows as they are) and measures every stage (module
     docstring); returns the result dict, also passed to ``on_stage`` after each stage (so an
@@ -178,7 +178,7 @@ def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, int
         preset = None
     os.makedirs(day, exist_ok=True)
     result = {"rows": rows, "direct_mode": direct_mode, "epochs": epochs, "preset": preset,
-              "dataset": dataset, "stages": [], "components": []}
+              "dataset": dataset, "materialize": materialize, "stages": [], "components": []}
     if preset is not None:
         seconds, sampler, _ = run_measured(
             [python, "-m", "drgrad.cli", "data", "simulate", "--preset", preset, "--days", "1",
@@ -204,7 +204,8 @@ def measure_day(rows, out, direct_mode, epochs, preset="default", workers=2, int
     beam_workers = "1" if direct_mode == "in_memory" else str(workers)
     seconds, sampler, code = run_measured(
         [python, "-m", "drgrad.cli", "pipeline", "run", "--dataset", dataset, "--root", root,
-         "--epochs", str(epochs), "--no-cache", "--beam-workers", beam_workers],
+         "--epochs", str(epochs), "--no-cache", "--beam-workers", beam_workers]
+        + ([] if materialize else ["--no-materialize"]),
         os.path.join(day, "pipeline.log"), interval, check=False)
     metadata = os.path.join(root, "metadata.sqlite")
     windows = component_windows(metadata) if os.path.isfile(metadata) else {}
@@ -244,8 +245,9 @@ def render_markdown(results):
     for result in results:
         source = ("" if result.get("preset", "default") is not None
                   else f" of {os.path.basename(result['dataset'])}")
+        materialize = "" if result.get("materialize", True) else ", --no-materialize"
         lines += [f"### {result['rows']:,} rows{source}, DirectRunner {result['direct_mode']}, "
-                  f"{result['epochs']} epoch(s)", "",
+                  f"{result['epochs']} epoch(s){materialize}", "",
                   "| stage / component | wall s | rows/s | peak RSS MiB (process tree) |",
                   "|---|---:|---:|---:|"]
         for stage in result["stages"]:
@@ -294,6 +296,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=positive_int, default=1)
     parser.add_argument("--preset", default="default", help="simulator preset")
     parser.add_argument("--sample-ms", type=positive_int, default=200)
+    parser.add_argument("--no-materialize", action="store_true",
+                        help="run the pipeline with `--no-materialize` (the Trainer applies "
+                             "the transform graph)")
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--floor", metavar="DATASET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -316,7 +321,8 @@ def main(argv=None):
             results.append(measure_day(rows, args.out, args.direct_mode, args.epochs,
                                        preset=args.preset, workers=args.workers,
                                        interval=args.sample_ms / 1000.0, on_stage=save,
-                                       dataset=args.dataset))
+                                       dataset=args.dataset,
+                                       materialize=not args.no_materialize))
     except (RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

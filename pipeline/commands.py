@@ -175,6 +175,9 @@ def register(subparsers):
                           "<root>/data")
     run.add_argument("--no-cache", action="store_true",
                      help="re-execute every component even if its inputs did not change")
+    run.add_argument("--no-materialize", action="store_true",
+                     help="Transform writes only the transform graph; the Trainer applies it "
+                          "to the raw examples (no second pass over the data in Transform)")
     run.add_argument("--warm-start", action="store_true",
                      help="start training from the latest blessed model's weights when it has "
                           "the same model config")
@@ -311,7 +314,7 @@ def _run(args):
         paths = local_runner.run(data_root, root, dataset,
                                  beam_pipeline_args=beam_pipeline_args,
                                  enable_cache=not args.no_cache, warm_start=args.warm_start,
-                                 **options)
+                                 materialize=not args.no_materialize, **options)
         _print_outcome(paths)
     return 0
 

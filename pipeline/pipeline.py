@@ -196,10 +196,15 @@ def _transform(config: PipelineConfig, example_gen, gate) -> _Transform:
     transform = tfx.components.Transform(
         examples=examples, schema=gate.outputs["validated_schema"],
         preprocessing_fn=options.preprocessing_fn, custom_config=config.transform_custom_config,
-        analyzer_cache=analyzer_cache,
+        analyzer_cache=analyzer_cache, materialize=options.materialize,
         # StatisticsGen already profiled the raw data; skip Transform's own pre/post stats.
         disable_statistics=True)
     return _Transform(span_window, cache_resolver, transform)
+
+
+def _transform_input(transform):
+    """The examples channel the Transform component read (this span's or the window's)."""
+    return transform.inputs["examples"]
 
 
 def _train(config: PipelineConfig, transform, gate) -> _Train:
@@ -211,9 +216,13 @@ def _train(config: PipelineConfig, transform, gate) -> _Train:
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(MODEL_RESOLVER)
+    # Without materialized examples the Trainer reads what Transform read and applies the
+    # transform graph itself (trainer.run_fn).
+    examples = (transform.outputs["transformed_examples"] if config.transform.materialize
+                else _transform_input(transform))
     trainer_component = tfx.components.Trainer(
         run_fn=training.run_fn,
-        examples=transform.outputs["transformed_examples"],
+        examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=gate.outputs["validated_schema"],
         base_model=model_resolver.outputs["model"] if training.warm_start else None,

@@ -144,6 +144,10 @@ class TransformConfig(_Frozen):
       analyzer_cache: True = reuse the latest Transform analyzer cache of this pipeline
         (incremental analysis across days), None or False = none, or a channel of a
         `TransformCache`.
+      materialize: True = Transform writes the transformed examples and the Trainer reads
+        them; False = Transform writes only the transform graph and the Trainer applies it
+        to the raw examples in its `tf.data` pipeline (no second pass over the data in
+        Transform, the transform work once per epoch in the Trainer; docs/SCALING.md).
     """
 
     preprocessing_fn: NonEmptyStr = configs.PREPROCESSING_FN
@@ -153,6 +157,7 @@ class TransformConfig(_Frozen):
     vocab_frequency_threshold: int = 0
     window_spans: Optional[PositiveInt] = None
     analyzer_cache: Any = None
+    materialize: bool = True
 
     @field_validator("analyzer_cache")
     @classmethod

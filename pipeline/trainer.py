@@ -8,7 +8,8 @@
    none | mirrored | multi_worker; `fit` distributes the datasets), and writes
    ``distribute.json`` (``{"distribute", "num_replicas_in_sync"}``) beside the TensorBoard logs;
 2. reads transformed examples through `fn_args.data_accessor.tf_dataset_factory` as
-   `({feature: [B]}, {task: [B]})` batches;
+   `({feature: [B]}, {task: [B]})` batches: the ones Transform wrote, or (``materialized``
+   False: `transform.materialize=False`) the raw examples through the Transform graph;
 3. trains with TensorBoard logs in `fn_args.model_run_dir` (`train_steps` when TrainArgs sets
    them, otherwise `epochs` passes over the train split);
 4. refuses to export a model with a non-finite weight;
@@ -36,7 +37,8 @@ MODEL_CONFIG_FILE = saving.CONFIG_FILE
 DISTRIBUTE_FILE = "distribute.json"
 _TRAINER_KEYS = ("transform", "backbone", "strategy", "backbone_args", "strategy_args",
                  "task_weights", "learning_rate", "seed", "epochs", "batch_size",
-                 "personalization", "embedding_dim", "model_name", "distribute")
+                 "personalization", "embedding_dim", "model_name", "distribute",
+                 "materialized")
 
 
 def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
@@ -47,6 +49,7 @@ def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
     served model's name)."""
     return {**config.training.model_dump(include=set(_TRAINER_KEYS)),
             "transform": dict(config.transform_custom_config),
+            "materialized": config.transform.materialize,
             "personalization": list(config.personalization),
             "model_name": config.model_name}
 
@@ -54,8 +57,9 @@ def trainer_config(config: PipelineConfig) -> Dict[str, Any]:
 def _check_config(custom_config) -> Mapping[str, Any]:
     if not custom_config:
         raise ValueError("the Trainer needs custom_config = trainer_config(PipelineConfig)")
-    # Recorded (or compiled) before tf.distribute support: those trained on one replica.
-    custom_config = {"distribute": "none", **custom_config}
+    # Recorded (or compiled) before tf.distribute support: those trained on one replica; and
+    # before the materialize option: on materialized examples.
+    custom_config = {"distribute": "none", "materialized": True, **custom_config}
     missing = [key for key in _TRAINER_KEYS if key not in custom_config]
     if missing:
         raise ValueError(f"Trainer custom_config lacks {missing}; build it with "
@@ -80,18 +84,26 @@ def model_config(tf_transform_output, custom_config):
 
 
 def input_fn(file_pattern, data_accessor, tf_transform_output, feature_names, tasks,
-             batch_size, num_epochs=None, shuffle=True, seed=None):
-    """Transformed examples as a `tf.data.Dataset` of `({feature: [B]}, {task: [B]})`."""
+             batch_size, num_epochs=None, shuffle=True, seed=None, materialized=True):
+    """Transformed examples as a `tf.data.Dataset` of `({feature: [B]}, {task: [B]})`: read
+    as Transform wrote them (``materialized``), or raw examples through the transform graph."""
+    import tensorflow as tf
     from tfx_bsl.public import tfxio
 
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=num_epochs,
-                                       shuffle=shuffle, shuffle_seed=seed),
-        tf_transform_output.transformed_metadata.schema)
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=num_epochs,
+                                             shuffle=shuffle, shuffle_seed=seed)
     feature_names, tasks = tuple(feature_names), tuple(tasks)
+    if materialized:
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern, options, tf_transform_output.transformed_metadata.schema)
+    else:
+        transform = tf_transform_output.transform_features_layer()
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern, options, tf_transform_output.raw_metadata.schema).map(
+                transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(lambda batch: ({name: batch[name] for name in feature_names},
-                                      {task: batch[task] for task in tasks}))
+                                      {task: batch[task] for task in tasks})).prefetch(
+                                          tf.data.AUTOTUNE)
 
 
 def check_finite_weights(model):
@@ -142,10 +154,11 @@ def run_fn(fn_args):
     train_steps = fn_args.train_steps
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, features, tasks,
                      config["batch_size"], num_epochs=None if train_steps else 1, shuffle=True,
-                     seed=config["seed"])
+                     seed=config["seed"], materialized=config["materialized"])
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, features,
                           tasks, config["batch_size"],
-                          num_epochs=None if fn_args.eval_steps else 1, shuffle=False)
+                          num_epochs=None if fn_args.eval_steps else 1, shuffle=False,
+                          materialized=config["materialized"])
     vocabs = vocabularies(tft_output, config)
     record = warm_start.warm_start(model, built, fn_args.base_model, vocabs,
                                    config["transform"]["num_oov_buckets"])
