@@ -237,6 +237,14 @@ class ModelServer:
                     ("grpc.keepalive_time_ms", idle_ms),
                     ("grpc.keepalive_timeout_ms", idle_ms),
                     ("grpc.so_reuseport", 0),
+                    # A call no handler has taken yet waits in grpc's own queue, out of sight
+                    # of admission control: grpc.aio takes new calls one at a time on the
+                    # event loop, so under 4x overload calls waited there up to the client's
+                    # 30-s deadline (answered after p50 16 s). grpc cancels a call that
+                    # waited there a full second (measured: answered calls p50 1.0 s, the
+                    # rest CANCELLED; docs/RELIABILITY.md). `grpc.server.max_pending_requests`
+                    # and its hard limit (256 / 512), tried with it, refused nothing.
+                    ("grpc.server_max_unrequested_time_in_server", 1),
                 ]
                 # Backstop for admission control: RPCs that pile up before a handler runs
                 # (event loop saturated) are refused by gRPC itself with RESOURCE_EXHAUSTED.
