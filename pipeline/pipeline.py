@@ -202,11 +202,6 @@ def _transform(config: PipelineConfig, example_gen, gate) -> _Transform:
     return _Transform(span_window, cache_resolver, transform)
 
 
-def _transform_input(transform):
-    """The examples channel the Transform component read (this span's or the window's)."""
-    return transform.inputs["examples"]
-
-
 def _train(config: PipelineConfig, transform, gate) -> _Train:
     """The Trainer on Transform's output, warm-started from the latest blessed model when
     configured (that model is also the Evaluator's baseline)."""
@@ -219,7 +214,7 @@ def _train(config: PipelineConfig, transform, gate) -> _Train:
     # Without materialized examples the Trainer reads what Transform read and applies the
     # transform graph itself (trainer.run_fn).
     examples = (transform.outputs["transformed_examples"] if config.transform.materialize
-                else _transform_input(transform))
+                else transform.inputs["examples"])
     trainer_component = tfx.components.Trainer(
         run_fn=training.run_fn,
         examples=examples,

@@ -84,23 +84,23 @@ def model_config(tf_transform_output, custom_config):
 
 
 def input_fn(file_pattern, data_accessor, tf_transform_output, feature_names, tasks,
-             batch_size, num_epochs=None, shuffle=True, seed=None, materialized=True):
+             batch_size, num_epochs=None, shuffle=True, seed=None, transform_layer=None):
     """Transformed examples as a `tf.data.Dataset` of `({feature: [B]}, {task: [B]})`: read
-    as Transform wrote them (``materialized``), or raw examples through the transform graph."""
+    as Transform wrote them, or, given the Transform graph's ``transform_layer``, raw examples
+    through it."""
     import tensorflow as tf
     from tfx_bsl.public import tfxio
 
     options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=num_epochs,
                                              shuffle=shuffle, shuffle_seed=seed)
     feature_names, tasks = tuple(feature_names), tuple(tasks)
-    if materialized:
+    if transform_layer is None:
         dataset = data_accessor.tf_dataset_factory(
             file_pattern, options, tf_transform_output.transformed_metadata.schema)
     else:
-        transform = tf_transform_output.transform_features_layer()
         dataset = data_accessor.tf_dataset_factory(
             file_pattern, options, tf_transform_output.raw_metadata.schema).map(
-                transform, num_parallel_calls=tf.data.AUTOTUNE)
+                transform_layer, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(lambda batch: ({name: batch[name] for name in feature_names},
                                       {task: batch[task] for task in tasks})).prefetch(
                                           tf.data.AUTOTUNE)
@@ -152,13 +152,16 @@ def run_fn(fn_args):
 
     features = built.feature_config.feature_names
     train_steps = fn_args.train_steps
+    # One layer (each loads the transform graph) for both datasets and the export.
+    transform_layer = tft_output.transform_features_layer()
+    reading = None if config["materialized"] else transform_layer
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, features, tasks,
                      config["batch_size"], num_epochs=None if train_steps else 1, shuffle=True,
-                     seed=config["seed"], materialized=config["materialized"])
+                     seed=config["seed"], transform_layer=reading)
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, features,
                           tasks, config["batch_size"],
                           num_epochs=None if fn_args.eval_steps else 1, shuffle=False,
-                          materialized=config["materialized"])
+                          transform_layer=reading)
     vocabs = vocabularies(tft_output, config)
     record = warm_start.warm_start(model, built, fn_args.base_model, vocabs,
                                    config["transform"]["num_oov_buckets"])
@@ -181,7 +184,7 @@ def run_fn(fn_args):
     # A request carries the features only: not the labels, nor other logged columns (a
     # timestamp) that the dataset names no feature and preprocessing_fn does not read.
     features = config["transform"]["categorical"] + config["transform"]["numeric"]
-    export_saved_model(model, tft_output.transform_features_layer(),
+    export_saved_model(model, transform_layer,
                        {name: raw_spec[name] for name in features},
                        tasks, fn_args.serving_model_dir,
                        label_feature_spec={task: raw_spec[task] for task in tasks})

@@ -131,7 +131,8 @@ class ModelServer:
         self.grpc_port = grpc_port
         self._poll_seconds = poll_seconds
         self._batching = cap_batch_threads(batching, usable_cores())
-        threads = num_threads or max(4, (self._batching.num_batch_threads if batching else 0) + 2)
+        threads = num_threads or max(
+            4, (self._batching.num_batch_threads if self._batching else 0) + 2)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads,
                                                                thread_name_prefix="serving")
         self.limits = limits or model_config_lib.ServerLimits()
